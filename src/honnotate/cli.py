@@ -20,6 +20,13 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """honnotate: 3D hand + object pose annotation of RGB-D sequences (HOnnotate method)."""
+
+
 #: Command modules under honnotate.commands, in the order they appear in --help.
 COMMAND_MODULES = [
     "info",
