@@ -30,6 +30,8 @@ def _root() -> None:
 #: Command modules under honnotate.commands, in the order they appear in --help.
 COMMAND_MODULES = [
     "info",
+    "check",
+    "demo",
 ]
 
 for _name in COMMAND_MODULES:

@@ -135,8 +135,10 @@ def synthesize_grasp(hand: HandModel, obj, *, config: GraspConfig = GraspConfig(
         :class:`Grasp` in the object frame.
     """
     tm = _as_trimesh(obj)
-    if not tm.is_watertight:
-        raise ValueError("synthesize_grasp needs a watertight object mesh (signed distances)")
+    welded = tm.copy()  # texture seams duplicate vertices: weld before the closedness check
+    welded.merge_vertices(merge_tex=True, merge_norm=True)
+    if not welded.is_watertight:
+        raise ValueError("synthesize_grasp needs a closed (watertight) object mesh for signed distances")
     mesh = MeshQuery(tm.vertices, tm.faces)
     rng = np.random.default_rng(seed)
     dtype = hand.v_template.dtype
