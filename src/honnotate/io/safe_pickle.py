@@ -73,6 +73,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): lambda: np.ndarray,
     ("numpy", "dtype"): lambda: np.dtype,
     ("_codecs", "encode"): lambda: __import__("codecs").encode,  # bytes in protocol-2 pickles
+    ("builtins", "object"): lambda: object,  # only as copyreg._reconstructor's base
     ("builtins", "set"): lambda: set,
     ("builtins", "frozenset"): lambda: frozenset,
     ("builtins", "slice"): lambda: slice,
@@ -96,6 +97,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self._allow_sparse = allow_sparse
 
     def find_class(self, module: str, name: str) -> Any:
+        if module == "__builtin__":  # Python-2 pickles (the official MANO files)
+            module = "builtins"
         resolver = _ALLOWED.get((module, name))
         if resolver is not None:
             return resolver()
@@ -117,7 +120,7 @@ def _safe_reconstructor(cls, base, state):
     """copyreg._reconstructor restricted to the placeholder / plain object case."""
     if cls is ChumpyPlaceholder or (isinstance(cls, type) and issubclass(cls, ChumpyPlaceholder)):
         return ChumpyPlaceholder()
-    if base is object and cls in (set, frozenset):
+    if cls in (set, frozenset, object):
         return cls()
     try:
         import scipy.sparse
