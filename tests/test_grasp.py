@@ -13,7 +13,7 @@ from honnotate.synth.grasp import GraspConfig, synthesize_grasp
 
 @pytest.fixture(scope="module")
 def hand():
-    return HandModel(load_open_hand("right")).double()
+    return HandModel(load_open_hand("right"), dtype=torch.float64)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

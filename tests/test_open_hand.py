@@ -57,7 +57,7 @@ def test_rest_orientation_like_mano(hand):
     assert abs(middle_tip[1]) < 0.05 and abs(middle_tip[2]) < 0.03
     assert tips[0][2] > 0.05, "thumb toward +z"
     # Flexing the index MCP (anatomical +x) moves the tip toward the palm (-y).
-    model = HandModel(data, flat_hand_mean=True).double()
+    model = HandModel(data, flat_hand_mean=True, dtype=torch.float64)
     r = torch.zeros(1, 15, 3, dtype=torch.float64)
     r[0, 0, 0] = 0.8
     pose = model.anatomical_to_pose(r)
@@ -75,14 +75,14 @@ def test_exact_skinning_equivalence_with_anny(hand):
     empty = np.zeros((data.num_vertices, 3, 1))
     reg = oh._fit_joint_regressor(ref["vertices"][0], empty, ref["joints"][0], np.zeros((16, 3, 1)))
     exact = dataclasses.replace(data, v_template=ref["vertices"][0], shapedirs=empty, j_regressor=reg)
-    hm = HandModel(exact, flat_hand_mean=True).double()
+    hm = HandModel(exact, flat_hand_mean=True, dtype=torch.float64)
     for _ in range(3):
         delta, R, ph = _anny_pose_metacarpals_at_rest(model, side, rng)
         va = model(pose_parameters=delta, phenotype_kwargs=ph)["vertices"][0].numpy()
         va = va @ ref["map_rot"][0].T + ref["map_trans"][0]
         pose = oh.anny_local_bone_to_pose(model, side, delta[:, :, :3, :3], ref["map_rot"][0], R)
         out = hm(torch.zeros(1, 3, dtype=torch.float64), pose)
-        assert np.abs(out.vertices[0].numpy() - va).max() < 1e-6
+        assert np.abs(out.vertices[0].numpy() - va).max() < 1e-9
 
 
 def test_betas_reproduce_anny_phenotype_and_pose(hand):
@@ -92,7 +92,7 @@ def test_betas_reproduce_anny_phenotype_and_pose(hand):
     phen = {"gender": 0.2, "age": 0.9, "muscle": 0.7, "weight": 0.3, "height": 0.8, "proportions": 0.4}
     ref = oh.anny_rest_in_mano_frame(model, side, phen, align=data.extras["align"])
     betas = oh.fit_betas(data, ref["vertices"][0])
-    hm = HandModel(data, flat_hand_mean=True).double()
+    hm = HandModel(data, flat_hand_mean=True, dtype=torch.float64)
     ph = oh._phenotype_batch(model, phen, 1)
     P = model(pose_parameters=None, phenotype_kwargs=ph)["rest_bone_poses"][0]
     delta, _, _ = _anny_pose_metacarpals_at_rest(model, side, rng)

@@ -83,7 +83,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DemoConfig(), log=print) 
 
     t0 = time.perf_counter()
     log(f"[1/4] open {config.side} hand")
-    hand = HandModel(load_open_hand(config.side)).double()
+    hand = HandModel(load_open_hand(config.side), dtype=torch.float64)
     timings["hand_model_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
