@@ -30,6 +30,7 @@ def _root() -> None:
 #: Command modules under honnotate.commands, in the order they appear in --help.
 COMMAND_MODULES = [
     "info",
+    "evaluate",
     "check",
     "demo",
 ]

@@ -17,7 +17,7 @@ import torch
 from honnotate.models.hand_data import HandModelData
 from honnotate.models.lbs import lbs
 
-__all__ = ["HandModel", "HandOutput"]
+__all__ = ["HandModel", "HandOutput", "rigid_transform_hand_params"]
 
 
 @dataclass(frozen=True)
@@ -201,3 +201,32 @@ class HandModel(torch.nn.Module):
                 f"num_betas={self.num_betas}, use_pca={self.use_pca}, num_pca_comps={self.num_pca_comps}, "
                 f"flat_hand_mean={self.flat_hand_mean}")
 
+
+
+def rigid_transform_hand_params(global_orient: torch.Tensor, transl: torch.Tensor, rest_wrist: torch.Tensor,
+                                rotation: torch.Tensor, translation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """MANO parameters of a hand moved rigidly by ``x -> rotation x + translation``.
+
+    MANO rotates about the rest wrist joint J0: posed = R (v - J0) + J0 + transl. Moved by
+    (Q, q), the same hand has R' = Q R and transl' = Q (J0 + transl) + q - J0.
+
+    Args:
+        global_orient: (B, 3) axis-angle; transl: (B, 3) metres.
+        rest_wrist: (B, 3) or (3,) rest wrist joint J0 of the shaped hand (``HandOutput.rest_joints[:, 0]``).
+        rotation: (B, 3, 3) or (3, 3) rotation Q; translation: (B, 3) or (3,) q, metres.
+
+    Returns:
+        (global_orient', transl') (B, 3) each, differentiable.
+    """
+    import roma
+
+    if global_orient.ndim != 2 or global_orient.shape[-1] != 3 or transl.shape != global_orient.shape:
+        raise ValueError(f"global_orient and transl: expected (B, 3) each, got {tuple(global_orient.shape)} "
+                         f"and {tuple(transl.shape)}")
+    R = roma.rotvec_to_rotmat(global_orient)
+    Q = rotation.to(R).expand(R.shape[0], 3, 3) if rotation.ndim == 2 else rotation.to(R)
+    j0 = rest_wrist.to(R).expand_as(transl)
+    q = translation.to(R).expand_as(transl)
+    new_rot = roma.rotmat_to_rotvec(Q @ R)
+    new_transl = (Q @ (j0 + transl)[..., None])[..., 0] + q - j0
+    return new_rot, new_transl
