@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "evaluate",
     "check",
     "demo",
+    "synth",
 ]
 
 for _name in COMMAND_MODULES:

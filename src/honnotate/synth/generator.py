@@ -1,0 +1,413 @@
+"""Synthetic RGB-D captures of a hand holding an object, with exact ground truth.
+
+:func:`generate_sequence` writes a capture in honnotate's layout (``docs/design.md``) that
+the annotator reads like a real one, plus the ground truth:
+
+* a grasp of the object (:mod:`honnotate.synth.grasp`) by a random hand shape, drifting
+  slowly over the sequence (:func:`honnotate.synth.motion.grasp_drift`), carried along a smooth
+  6D object trajectory in a 40 cm workspace 0.4-0.8 m in front of the cameras;
+* 1-5 RGB-D cameras (640x480, fx about 615) around the workspace, a textured table and
+  background, skin tone and lighting variation;
+* depth with a structured-light / time-of-flight noise model (:mod:`honnotate.synth.noise`);
+* cue files: exact segmentation and 2D keypoints, or degraded ones imitating detectors;
+* ground truth: HO-3D annotation pickles per camera and frame (OpenGL), the exact cues with
+  keypoint visibility, and one ``ground_truth/sequence_gt.npz`` with world-frame parameters;
+* a contact sheet PNG for a person, and the resolved config (``synth_config.json``).
+
+Frames: world = camera 0's OpenCV frame.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+import roma
+import torch
+
+from honnotate.synth.motion import MotionConfig, grasp_drift, object_trajectory
+from honnotate.synth.noise import CueNoiseConfig, DepthNoiseConfig, degrade_keypoints, degrade_segmentation, depth_noise
+
+__all__ = ["SynthConfig", "generate_sequence", "SKIN_TONES"]
+
+#: Albedo of skin tones (linear-ish RGB in [0, 1]), light to dark.
+SKIN_TONES = np.array([
+    [0.96, 0.80, 0.69], [0.93, 0.72, 0.60], [0.87, 0.65, 0.52], [0.78, 0.57, 0.44],
+    [0.66, 0.46, 0.34], [0.53, 0.36, 0.26], [0.38, 0.26, 0.19],
+])
+TABLE_LABEL = 3
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything :func:`generate_sequence` draws from; saved beside the output.
+
+    frames: number of frames; cameras: 1-5; object: built-in object name; seed: random seed;
+    grasp: "power", "precision" or "random"; side: hand side; width/height: image size;
+    focal: nominal fx = fy at 640x480 (each camera jitters it by up to 2%);
+    shape_std: standard deviation of the random hand betas; degraded_cues: write degraded
+    cues (else the exact ones) to ``segmentation/`` and ``keypoints2d/``; depth_scale: metres
+    per depth unit in the PNGs; table: render a table under the workspace.
+    """
+
+    frames: int = 100
+    cameras: int = 1
+    object: str = "mustard_bottle"
+    seed: int = 0
+    grasp: Literal["power", "precision", "random"] = "power"
+    side: Literal["right", "left"] = "right"
+    width: int = 640
+    height: int = 480
+    focal: float = 615.0
+    shape_std: float = 0.8
+    degraded_cues: bool = False
+    depth_scale: float = 0.001
+    table: bool = True
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    depth_noise: DepthNoiseConfig = field(default_factory=DepthNoiseConfig)
+    cue_noise: CueNoiseConfig = field(default_factory=CueNoiseConfig)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.cameras <= 5:
+            raise ValueError(f"cameras must be 1..5, got {self.cameras}")
+        if self.frames < 1:
+            raise ValueError(f"frames must be >= 1, got {self.frames}")
+        if self.grasp not in ("power", "precision", "random"):
+            raise ValueError(f"grasp must be power, precision or random, got {self.grasp!r}")
+
+
+def _look_at(eye: np.ndarray, target: np.ndarray, up=np.array([0.0, -1.0, 0.0])) -> np.ndarray:
+    """(4, 4) OpenCV camera-to-world looking from ``eye`` at ``target`` (y down, up = -y)."""
+    z = target - eye
+    z = z / np.linalg.norm(z)
+    x = np.cross(z, up)
+    if np.linalg.norm(x) < 1e-6:
+        x = np.cross(z, np.array([1.0, 0, 0]))
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    T = np.eye(4)
+    T[:3, :3] = np.stack([x, y, z], 1)
+    T[:3, 3] = eye
+    return T
+
+
+def _make_cameras(cfg: SynthConfig, rng: np.random.Generator):
+    """Camera 0 at the world origin looking along +z; others on a ring around the workspace."""
+    from honnotate.geometry import Camera
+
+    centre = np.asarray(cfg.motion.workspace_centre, dtype=np.float64)
+    s = cfg.width / 640.0
+    cams = []
+    for i in range(cfg.cameras):
+        if i == 0:
+            c2w = np.eye(4)
+        else:
+            yaw = (i - 0.5 * cfg.cameras) * 1.2 + rng.uniform(-0.15, 0.15) + (0.6 if i % 2 else -0.6)
+            pitch = rng.uniform(-0.5, -0.15)
+            r = np.linalg.norm(centre) * rng.uniform(0.9, 1.15)
+            eye = centre + r * np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), -np.cos(yaw) * np.cos(pitch)])
+            c2w = _look_at(eye, centre + rng.normal(0, 0.02, 3))
+        f = cfg.focal * s * (1 + rng.uniform(-0.02, 0.02))
+        cx = (cfg.width - 1) / 2 + rng.uniform(-6, 6) * s
+        cy = (cfg.height - 1) / 2 + rng.uniform(-6, 6) * s
+        cams.append(Camera.from_intrinsics(f, f, cx, cy, cfg.width, cfg.height,
+                                           cam_to_world=torch.as_tensor(c2w, dtype=torch.float32), name=str(i)))
+    return cams
+
+
+def _procedural_texture(rng: np.random.Generator, size: int = 256, kind: str | None = None) -> np.ndarray:
+    """(size, size, 3) uint8 texture: wood-like stripes, checker, or smooth noise."""
+    kind = kind or rng.choice(["wood", "checker", "noise"])
+    y, x = np.mgrid[0:size, 0:size] / size
+    base = rng.uniform(0.25, 0.85, 3)
+    if kind == "wood":
+        f = rng.uniform(8, 20)
+        v = 0.5 + 0.5 * np.sin(2 * np.pi * f * (x + 0.05 * np.sin(6 * y + rng.uniform(0, 6))))
+        img = base[None, None] * (0.75 + 0.25 * v[..., None])
+    elif kind == "checker":
+        n = int(rng.integers(4, 12))
+        v = ((np.floor(x * n) + np.floor(y * n)) % 2)[..., None]
+        other = rng.uniform(0.2, 0.9, 3)
+        img = v * base + (1 - v) * other
+    else:
+        import cv2
+
+        noise = rng.random((size // 16, size // 16, 3))
+        noise = cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC)
+        img = base[None, None] * (0.7 + 0.6 * (noise - 0.5))
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def _table_mesh(cfg: SynthConfig, rng: np.random.Generator):
+    """A 2 m x 2 m textured quad under the workspace (world frame), as (verts, faces, uv, texture)."""
+    centre = np.asarray(cfg.motion.workspace_centre)
+    below = 0.5 * cfg.motion.workspace_size + rng.uniform(0.08, 0.2)
+    y = centre[1] + below  # y points down: the table is below the workspace
+    n = 8
+    g = np.linspace(-1.0, 1.0, n + 1)
+    X, Z = np.meshgrid(g, g)
+    verts = np.stack([centre[0] + X.ravel(), np.full(X.size, y), centre[2] + 0.3 + Z.ravel()], 1)
+    idx = np.arange((n + 1) ** 2).reshape(n + 1, n + 1)
+    a, b, c, d = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, 1:].ravel(), idx[1:, :-1].ravel()
+    faces = np.concatenate([np.stack([a, c, b], 1), np.stack([a, d, c], 1)])
+    uv = np.stack([(X.ravel() + 1) / 2, (Z.ravel() + 1) / 2], 1)
+    return verts, faces, uv, _procedural_texture(rng, 512, "wood")
+
+
+def _background(cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
+    """(H, W, 3) float background image in [0, 1]."""
+    import cv2
+
+    tex = _procedural_texture(rng, 256).astype(np.float32) / 255.0
+    return cv2.resize(tex, (cfg.width, cfg.height), interpolation=cv2.INTER_LINEAR)
+
+
+def _hand_colors(n_vertices: int, rng: np.random.Generator) -> np.ndarray:
+    tone = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.92, 1.05, 3)
+    return np.clip(tone[None] * (1 + rng.normal(0, 0.03, (n_vertices, 1))), 0, 1)
+
+
+def _ho3d_annotation(cam_w2c: np.ndarray, K: np.ndarray, go_w, tr_w, hand_pose, betas, rest_wrist,
+                     joints_w: np.ndarray, obj_rot_w: np.ndarray, obj_tr_w: np.ndarray, corners_rest: np.ndarray,
+                     obj_name: str, hands_mean: np.ndarray | None) -> dict:
+    """One frame's HO-3D annotation (OpenGL camera frame) for one camera."""
+    from honnotate.models.hand import rigid_transform_hand_params
+    from honnotate.models.joints import to_ho3d_hand
+
+    F = np.diag([1.0, -1.0, -1.0])
+    Rc, tc = cam_w2c[:3, :3], cam_w2c[:3, 3]
+    # OpenCV camera frame, then the OpenGL flip (a rotation by pi about x: also rigid).
+    Q = F @ Rc
+    q = F @ tc
+    go, tr = rigid_transform_hand_params(torch.as_tensor(go_w[None]), torch.as_tensor(tr_w[None]),
+                                         torch.as_tensor(rest_wrist), torch.as_tensor(Q), torch.as_tensor(q))
+    hand = to_ho3d_hand(go[0], hand_pose, betas[:10] if len(betas) >= 10 else np.pad(betas, (0, 10 - len(betas))),
+                        tr[0], flat_hand_mean=True, hands_mean=hands_mean)
+    R_o = roma.rotvec_to_rotmat(torch.as_tensor(obj_rot_w)).numpy()
+    R_gl = Q @ R_o
+    t_gl = Q @ obj_tr_w + q
+    corners = corners_rest @ R_gl.T + t_gl
+    return {
+        **hand,
+        "handJoints3D": joints_w @ Q.T + q,
+        "objRot": roma.rotmat_to_rotvec(torch.as_tensor(R_gl)).numpy().reshape(3, 1),
+        "objTrans": t_gl,
+        "objCorners3DRest": corners_rest,
+        "objCorners3D": corners,
+        "objName": obj_name,
+        "objLabel": 1,
+        "camMat": K,
+    }
+
+
+def _visibility(uv: np.ndarray, z: np.ndarray, labels: np.ndarray, depth: np.ndarray, tol: float = 0.02) -> np.ndarray:
+    """(21,) bool: joint in the image, on a hand pixel whose rendered depth is within ``tol``
+    of the joint's depth (joints lie ~1 cm inside the finger surface)."""
+    H, W = labels.shape
+    u = np.round(uv[:, 0]).astype(int)
+    v = np.round(uv[:, 1]).astype(int)
+    inside = (u >= 0) & (u < W) & (v >= 0) & (v < H) & (z > 0)
+    vis = np.zeros(len(uv), bool)
+    for i in np.nonzero(inside)[0]:
+        u0, u1, v0, v1 = max(u[i] - 1, 0), min(u[i] + 2, W), max(v[i] - 1, 0), min(v[i] + 2, H)
+        lab = labels[v0:v1, u0:u1]
+        d = depth[v0:v1, u0:u1]
+        vis[i] = bool(np.any((lab == 2) & (np.abs(d - z[i]) < tol)))
+    return vis
+
+
+def generate_sequence(out_dir: str | Path, config: SynthConfig = SynthConfig(), *,
+                      progress: Callable[[int, int], None] | None = None) -> dict:
+    """Generate a synthetic capture in ``out_dir`` (see the module docstring).
+
+    Args:
+        out_dir: sequence folder (created; existing files of the same names are replaced).
+        config: what to generate.
+        progress: called as ``progress(done, total)`` after each frame.
+
+    Returns:
+        Summary dict (grasp quality, timings, paths), also written to ``ground_truth/summary.json``.
+    """
+    from honnotate.io.cues import write_keypoints2d, write_segmentation
+    from honnotate.io.ho3d import write_ho3d_annotation
+    from honnotate.io.sequence import SequenceWriter
+    from honnotate.models.hand import HandModel
+    from honnotate.models.object import make_object
+    from honnotate.models.open_hand import load_open_hand
+    from honnotate.render.renderer import HAND_LABEL, OBJECT_LABEL, Renderer, SceneMesh
+    from honnotate.synth.grasp import GraspConfig, synthesize_grasp
+
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = config
+    rng = np.random.default_rng(cfg.seed)
+    timings: dict[str, float] = {}
+
+    # Hand, object, grasp.
+    data = load_open_hand(cfg.side)
+    hand = HandModel(data, dtype=torch.float64)
+    obj = make_object(cfg.object)
+    betas = np.clip(rng.normal(0, cfg.shape_std, hand.num_betas), -2.5, 2.5)
+    kind = cfg.grasp if cfg.grasp != "random" else str(rng.choice(["power", "precision"]))
+    t0 = time.perf_counter()
+    grasp = synthesize_grasp(hand, obj.to_trimesh(), config=GraspConfig(kind=kind), betas=betas,
+                             seed=int(rng.integers(1 << 31)))
+    timings["grasp_s"] = time.perf_counter() - t0
+
+    # Motion and grasp drift; hand in the object frame per frame.
+    N = cfg.frames
+    traj = object_trajectory(N, cfg.motion, rng, base_rotvec=rng.normal(0, 0.3, 3))
+    drift = grasp_drift(N, cfg.motion, rng)
+    lim = data.joint_limits
+    anat = np.clip(grasp.anatomical[None] + drift, lim[..., 0], lim[..., 1]) if lim is not None else grasp.anatomical[None] + drift
+    with torch.no_grad():
+        pose = hand.anatomical_to_pose(torch.as_tensor(anat))
+        B = torch.as_tensor(np.broadcast_to(betas, (N, len(betas))).copy())
+        go_o = torch.as_tensor(np.broadcast_to(grasp.global_orient, (N, 3)).copy())
+        tr_o = torch.as_tensor(np.broadcast_to(grasp.transl, (N, 3)).copy())
+        ho = hand(go_o, pose, B, tr_o)
+        R_o = roma.rotvec_to_rotmat(torch.as_tensor(traj.rotvec))
+        t_o = torch.as_tensor(traj.transl)
+        from honnotate.models.hand import rigid_transform_hand_params
+
+        go_w, tr_w = rigid_transform_hand_params(go_o, tr_o, ho.rest_joints[:, 0], R_o, t_o)
+        hand_w = ho.vertices @ R_o.transpose(1, 2) + t_o[:, None]
+        joints_w = ho.joints @ R_o.transpose(1, 2) + t_o[:, None]
+        obj_w = torch.as_tensor(obj.vertices)[None] @ R_o.transpose(1, 2) + t_o[:, None]
+
+    cams = _make_cameras(cfg, rng)
+    writer = SequenceWriter(out, {c.name: c for c in cams}, cfg.depth_scale,
+                            meta={"object": cfg.object, "hand_side": cfg.side, "hand_model": "open"},
+                            durable=False)
+    gt = out / "ground_truth"
+    f32 = torch.float32
+    hand_col = torch.as_tensor(_hand_colors(hand.num_vertices, rng), dtype=f32)
+    obj_col = torch.as_tensor(obj.vertex_colors / 255.0 if obj.vertex_colors is not None else np.full((len(obj.vertices), 3), 0.6), dtype=f32)
+    meshes_static = []
+    if cfg.table:
+        tv, tf, tuv, ttex = _table_mesh(cfg, rng)
+        meshes_static.append(SceneMesh(torch.as_tensor(tv, dtype=f32), torch.as_tensor(tf), TABLE_LABEL,
+                                       vertex_colors=torch.full((len(tv), 3), 0.5), uv=torch.as_tensor(tuv, dtype=f32),
+                                       texture=torch.as_tensor(ttex)))
+    obj_tex = {}
+    if obj.uv is not None and obj.texture is not None:
+        obj_tex = {"uv": torch.as_tensor(obj.uv, dtype=f32), "texture": torch.as_tensor(obj.texture)}
+    background = _background(cfg, rng)
+    gain = rng.uniform(0.75, 1.25) * rng.uniform(0.92, 1.08, 3)  # lighting intensity and colour
+    renderer = Renderer(background_depth=0.0, antialiased=False)
+    corners_rest = obj.bbox_corners()
+    hands_mean = np.asarray(data.hands_mean)
+    kp_gt_all = np.zeros((N, len(cams), 21, 3), np.float32)
+    vis_all = np.zeros((N, len(cams), 21), bool)
+    sheet_frames = sorted(set(np.linspace(0, N - 1, min(N, 4 if len(cams) == 1 else 2)).round().astype(int).tolist()))
+    sheet: dict[int, list] = {}
+    render_s = noise_s = write_s = 0.0
+    chunk = 8
+    for start in range(0, N, chunk):
+        idx = list(range(start, min(N, start + chunk)))
+        t0 = time.perf_counter()
+        meshes = [SceneMesh(hand_w[idx].to(f32), torch.as_tensor(hand.faces), HAND_LABEL, vertex_colors=hand_col),
+                  SceneMesh(obj_w[idx].to(f32), torch.as_tensor(obj.faces), OBJECT_LABEL, vertex_colors=obj_col, **obj_tex)]
+        meshes += [SceneMesh(m.vertices[None].expand(len(idx), -1, -1), m.faces, m.label, m.vertex_colors, m.uv, m.texture)
+                   for m in meshes_static]
+        with torch.no_grad():
+            r = renderer.render(meshes, cams, rgb=True)
+        render_s += time.perf_counter() - t0
+        for k, t in enumerate(idx):
+            for c, cam in enumerate(cams):
+                t0 = time.perf_counter()
+                labels = r.labels[k, c].numpy()
+                depth_clean = r.depth[k, c].numpy().astype(np.float32)
+                rgb = r.rgb[k, c].numpy()
+                img = np.where((labels > 0)[..., None], rgb, background * 0.9) * gain
+                img = img + rng.normal(0, 0.012, img.shape)
+                img8 = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+                seg = np.where(labels == TABLE_LABEL, 0, labels).astype(np.uint8)
+                fx, fy, cx, cy = cam.fx, cam.fy, cam.cx, cam.cy
+                depth = depth_noise(depth_clean, fx, fy, cx, cy, cfg.depth_noise, rng)
+                uv, z = cam.project(joints_w[t].to(f32))
+                uv, z = uv.numpy(), z.numpy()
+                vis = _visibility(uv, z, labels, depth_clean)
+                kp_gt = np.concatenate([uv, vis[:, None].astype(np.float32)], 1).astype(np.float32)
+                kp_gt_all[t, c], vis_all[t, c] = kp_gt, vis
+                if cfg.degraded_cues:
+                    kp_cue = degrade_keypoints(uv, vis, cfg.width, cfg.cue_noise, rng)
+                    seg_cue = degrade_segmentation(seg, uv[16:21], cfg.cue_noise, rng)
+                else:
+                    kp_cue = np.concatenate([uv, np.ones((21, 1), np.float32)], 1)
+                    seg_cue = seg
+                noise_s += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                writer.write_frame(t, cam.name, rgb=img8, depth=depth, segmentation=seg_cue, keypoints2d=kp_cue)
+                name = writer.frame_name(t)
+                write_segmentation(gt / "segmentation" / cam.name / f"{name}.png", seg, durable=False)
+                ann = _ho3d_annotation(cam.world_to_cam().double().numpy(), cam.K.double().numpy(),
+                                       go_w[t].numpy(), tr_w[t].numpy(), pose[t].numpy(), betas,
+                                       ho.rest_joints[t, 0].numpy(), joints_w[t].numpy(), traj.rotvec[t],
+                                       traj.transl[t], corners_rest, obj.name, hands_mean)
+                write_ho3d_annotation(gt / "meta" / cam.name / f"{name}.pkl", ann)
+                write_s += time.perf_counter() - t0
+                if t in sheet_frames:
+                    sheet.setdefault(t, []).append((img8, depth, seg_cue, kp_cue))
+            if progress:
+                progress(t + 1, N)
+    timings.update(render_s=render_s, noise_and_cues_s=noise_s, write_s=write_s)
+
+    np.savez_compressed(
+        gt / "sequence_gt.npz",
+        frame_ids=np.array([writer.frame_name(t) for t in range(N)]),
+        hand_global_orient=go_w.numpy(), hand_transl=tr_w.numpy(), hand_pose=pose.numpy(), hand_betas=betas,
+        hand_joints=joints_w.numpy(), hand_verts=hand_w.numpy().astype(np.float32),
+        obj_rot=traj.rotvec, obj_trans=traj.transl, object_vertices=obj.vertices,
+        keypoints2d=kp_gt_all, keypoints_visible=vis_all,
+        camera_names=np.array([c.name for c in cams]), K=np.stack([c.K.numpy() for c in cams]),
+        cam_to_world=np.stack([c.cam_to_world.numpy() for c in cams]),
+    )
+    cfg_dict = asdict(cfg)
+    (out / "synth_config.json").write_text(json.dumps(cfg_dict, indent=2))
+    _contact_sheet(out / "contact_sheet.png", sheet, [c.name for c in cams])
+    summary = {
+        "frames": N, "cameras": len(cams), "object": obj.name, "grasp": kind,
+        "penetration_mm": grasp.penetration * 1e3, "contacts": list(grasp.contacts),
+        "betas": betas.tolist(), "timings_s": {**timings, "total_s": time.perf_counter() - t_start},
+    }
+    (gt / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _contact_sheet(path: Path, sheet: dict[int, list], cam_names: list[str]) -> None:
+    """PNG grid: per shown frame and camera, RGB with keypoints, depth, and the mask overlay."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from honnotate.models.joints import SKELETON_BONES
+
+    rows = [(t, c) for t in sorted(sheet) for c in range(len(sheet[t]))]
+    if not rows:
+        return
+    fig, axes = plt.subplots(len(rows), 3, figsize=(10, 2.6 * len(rows)), squeeze=False)
+    colors = np.array([[0, 0, 0], [0.2, 0.4, 1.0], [1.0, 0.5, 0.2]])
+    for r, (t, c) in enumerate(rows):
+        img, depth, seg, kp = sheet[t][c]
+        axes[r, 0].imshow(img)
+        for a, b in SKELETON_BONES:
+            axes[r, 0].plot(kp[[a, b], 0], kp[[a, b], 1], "-", color="lime", lw=0.8)
+        axes[r, 0].scatter(kp[:, 0], kp[:, 1], s=4, c=kp[:, 2], cmap="RdYlGn", vmin=0, vmax=1)
+        axes[r, 0].set_title(f"frame {t} camera {cam_names[c]}", fontsize=8)
+        d = np.where(depth > 0, depth, np.nan)
+        axes[r, 1].imshow(d, cmap="turbo")
+        axes[r, 1].set_title("depth (noisy; holes white)", fontsize=8)
+        axes[r, 2].imshow((0.5 * img / 255.0 + 0.5 * colors[seg]).clip(0, 1))
+        axes[r, 2].set_title("segmentation cue (object blue, hand orange)", fontsize=8)
+        for ax in axes[r]:
+            ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path, dpi=70)
+    plt.close(fig)
