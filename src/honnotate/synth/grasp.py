@@ -43,15 +43,16 @@ FINGER_JOINTS = {
 class GraspConfig:
     """Settings of :func:`synthesize_grasp` (lengths in metres, angles in radians).
 
-    kind: "power" (palm on the object, all fingers wrap) or "precision" (palm away, fingertips
-        on the object).
+    kind: "power" (palm on the object, all fingers wrap), "precision" (palm away, fingertips
+        on the object) or "lateral" (key grip: fingers curled, the object pressed between the
+        thumb pad and the radial side of the index finger).
     max_penetration: deepest admitted hand vertex inside the object once a finger is closed.
     palm_gap: distance between the palm and the surface (None: 0.002 power, 0.012 precision).
     tilt_range: random rotation of the hand about the approach axis, +-radians.
     bisection_steps: iterations of the per-finger curl search.
     """
 
-    kind: Literal["power", "precision"] = "power"
+    kind: Literal["power", "precision", "lateral"] = "power"
     max_penetration: float = 0.0015
     palm_gap: float | None = None
     tilt_range: float = 0.35
@@ -171,48 +172,59 @@ def synthesize_grasp(hand: HandModel, obj, *, config: GraspConfig = GraspConfig(
             out = hand(go, pose, bt, torch.as_tensor(transl_for(R, t)[None], dtype=dtype))
         return out.vertices[0].double().numpy()
 
-    # Rest-frame palm: wrist-skinned vertices on the palm side (-y), their centroid.
-    wrist_v = np.nonzero(owner == 0)[0]
-    palm_v = wrist_v[rest[wrist_v, 1] < np.percentile(rest[wrist_v, 1], 25)]
-    palm_centre = rest[palm_v].mean(0)
+    if config.kind not in ("power", "precision", "lateral"):
+        raise ValueError(f"grasp kind must be power, precision or lateral, got {config.kind!r}")
+    # Open hand while it approaches: fingers slightly extended, thumb abducted away from the
+    # palm (at anatomical 0, the rest posture, the thumb lies in front of the palm). A lateral
+    # grasp starts with the four fingers curled (key grip).
+    open_curl = {f: (-0.7 if f == "thumb" else (0.7 if config.kind == "lateral" else -0.1)) for f in FINGER_JOINTS}
+    anat = np.zeros((15, 3))
+    for f, c in open_curl.items():
+        anat = _curl_to_anatomical(f, c, anat, limits)
+    start = pose_hand(anat, np.eye(3), np.zeros(3))
+
+    # The hand's contact patch: the palm (wrist-skinned vertices on the palm side, -y), or for a
+    # lateral grasp the radial side (+z, toward the thumb) of the curled index finger.
+    if config.kind == "lateral":
+        iv = finger_vids["index"]
+        contact_v = iv[start[iv, 2] > np.percentile(start[iv, 2], 80)]
+        facing_h = np.array([0.0, 0.0, 1.0])
+    else:
+        wrist_v = np.nonzero(owner == 0)[0]
+        contact_v = wrist_v[rest[wrist_v, 1] < np.percentile(rest[wrist_v, 1], 25)]
+        facing_h = np.array([0.0, -1.0, 0.0])
+    contact_centre = start[contact_v].mean(0)
 
     centre, long_ax, approach, wrap = _principal_axes(np.asarray(tm.vertices))
     if rng.random() < 0.5:
         approach = -approach
     if rng.random() < 0.5:
         wrap = -wrap
-    # Hand frame: palm normal (0,-1,0) -> -approach; fingers (-x right, +x left) -> wrap.
+    # Hand frame: the contact patch's normal -> -approach; fingers (-x right, +x left) -> wrap.
     fingers_h = np.array([-1.0 if right else 1.0, 0, 0])
-    palm_h = np.array([0.0, -1.0, 0.0])
-    src = np.stack([fingers_h, palm_h, np.cross(fingers_h, palm_h)], 1)
+    src = np.stack([fingers_h, facing_h, np.cross(fingers_h, facing_h)], 1)
     dst = np.stack([wrap, -approach, np.cross(wrap, -approach)], 1)
     R = dst @ src.T
     tilt = roma.rotvec_to_rotmat(torch.as_tensor(approach * rng.uniform(-config.tilt_range, config.tilt_range))).numpy()
     R = tilt @ R
     ext = np.asarray(tm.vertices).max(0) - np.asarray(tm.vertices).min(0)
     along = rng.uniform(-0.15, 0.15) * float(ext @ np.abs(long_ax))
-    # Palm centre placed over the surface; the fingers' base sits near the object's middle.
+    # Contact patch placed over the surface. Power: the finger bases sit over the middle of the
+    # object so the fingers wrap it; precision: the hand sits further back so the fingertips'
+    # closing arc meets the surface; lateral: the index side over the object's middle.
     target = centre + approach * (0.5 * float(ext @ np.abs(approach)) + 0.02) + long_ax * along
-    # Power: the finger bases sit over the middle of the object so the fingers wrap it.
-    # Precision: the hand sits further back so the fingertips' closing arc meets the surface.
-    target = target - wrap * (0.04 if config.kind == "power" else 0.075)
-    t = target - R @ palm_centre
+    target = target - wrap * {"power": 0.04, "precision": 0.075, "lateral": 0.0}[config.kind]
+    t = target - R @ contact_centre
 
-    # Open hand while the palm approaches: fingers slightly extended, thumb abducted away from
-    # the palm (at anatomical 0, the rest posture, the thumb lies in front of the palm).
-    open_curl = {f: (-0.7 if f == "thumb" else -0.1) for f in FINGER_JOINTS}
-    anat = np.zeros((15, 3))
-    for f, c in open_curl.items():
-        anat = _curl_to_anatomical(f, c, anat, limits)
-    gap = config.palm_gap if config.palm_gap is not None else (0.002 if config.kind == "power" else 0.012)
+    gap = config.palm_gap if config.palm_gap is not None else {"power": 0.002, "precision": 0.012, "lateral": 0.001}[config.kind]
     verts = pose_hand(anat, R, t)
-    sd = signed_distance(mesh, verts[palm_v])
-    # Move along -approach so that the palm's closest vertex sits at `gap` from the surface.
+    sd = signed_distance(mesh, verts[contact_v])
+    # Move along -approach so that the patch's closest vertex sits at `gap` from the surface.
     for _ in range(6):
-        shift = float(-sd.max() - gap)  # distance of the closest palm vertex minus the gap
+        shift = float(-sd.max() - gap)  # distance of the closest patch vertex minus the gap
         t = t - approach * shift
         verts = pose_hand(anat, R, t)
-        sd = signed_distance(mesh, verts[palm_v])
+        sd = signed_distance(mesh, verts[contact_v])
         if abs(-sd.max() - gap) < 2e-4:
             break
     # Whole hand clear of the object before closing (back off if any vertex is inside).
@@ -225,7 +237,7 @@ def synthesize_grasp(hand: HandModel, obj, *, config: GraspConfig = GraspConfig(
 
     curls: dict[str, float] = {}
     order = ["thumb", "index", "middle", "ring", "pinky"]
-    for finger in order:
+    for finger in (["thumb"] if config.kind == "lateral" else order):
         lo, hi = open_curl[finger], 1.0
         if signed_distance(mesh, pose_hand(_curl_to_anatomical(finger, hi, anat, limits), R, t)[finger_vids[finger]]).max() <= config.max_penetration:
             lo = hi  # closes fully without touching
