@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
         cameras: int = typer.Option(1, "--cameras", "-k", help="Number of RGB-D cameras (1-5)."),
         object_name: str = typer.Option("mustard_bottle", "--object", help="Built-in object name."),
         seed: int = typer.Option(0, help="Random seed."),
-        grasp: str = typer.Option("power", help="Grasp kind: power, precision or random."),
+        grasp: str = typer.Option("power", help="Grasp kind: power, precision, lateral or random."),
         side: str = typer.Option("right", help="Hand side: right or left."),
         degraded_cues: bool = typer.Option(False, "--degraded-cues", help="Write cues degraded like real detectors (else exact)."),
         width: int = typer.Option(640, help="Image width."),

@@ -58,7 +58,7 @@ class SynthConfig:
     cameras: int = 1
     object: str = "mustard_bottle"
     seed: int = 0
-    grasp: Literal["power", "precision", "random"] = "power"
+    grasp: Literal["power", "precision", "lateral", "random"] = "power"
     side: Literal["right", "left"] = "right"
     width: int = 640
     height: int = 480
@@ -76,8 +76,8 @@ class SynthConfig:
             raise ValueError(f"cameras must be 1..5, got {self.cameras}")
         if self.frames < 1:
             raise ValueError(f"frames must be >= 1, got {self.frames}")
-        if self.grasp not in ("power", "precision", "random"):
-            raise ValueError(f"grasp must be power, precision or random, got {self.grasp!r}")
+        if self.grasp not in ("power", "precision", "lateral", "random"):
+            raise ValueError(f"grasp must be power, precision, lateral or random, got {self.grasp!r}")
 
 
 def _look_at(eye: np.ndarray, target: np.ndarray, up=np.array([0.0, -1.0, 0.0])) -> np.ndarray:
