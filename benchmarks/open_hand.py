@@ -21,7 +21,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_section  # noqa: E402
-
 from honnotate.models import open_hand as oh  # noqa: E402
 from honnotate.models.hand import HandModel  # noqa: E402
 

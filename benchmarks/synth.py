@@ -16,7 +16,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_section  # noqa: E402
-
 from honnotate.models.hand import HandModel  # noqa: E402
 from honnotate.models.object import list_builtin_objects, make_object  # noqa: E402
 from honnotate.models.open_hand import load_open_hand  # noqa: E402

@@ -12,7 +12,13 @@ from honnotate.io.ho3d import read_ho3d_annotation
 from honnotate.io.sequence import open_sequence
 from honnotate.synth.generator import SynthConfig, generate_sequence
 from honnotate.synth.motion import MotionConfig, grasp_drift, object_trajectory
-from honnotate.synth.noise import CueNoiseConfig, DepthNoiseConfig, degrade_keypoints, degrade_segmentation, depth_noise
+from honnotate.synth.noise import (
+    CueNoiseConfig,
+    DepthNoiseConfig,
+    degrade_keypoints,
+    degrade_segmentation,
+    depth_noise,
+)
 
 
 @pytest.fixture(scope="module")

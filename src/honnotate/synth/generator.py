@@ -30,7 +30,13 @@ import roma
 import torch
 
 from honnotate.synth.motion import MotionConfig, grasp_drift, object_trajectory
-from honnotate.synth.noise import CueNoiseConfig, DepthNoiseConfig, degrade_keypoints, degrade_segmentation, depth_noise
+from honnotate.synth.noise import (
+    CueNoiseConfig,
+    DepthNoiseConfig,
+    degrade_keypoints,
+    degrade_segmentation,
+    depth_noise,
+)
 
 __all__ = ["SynthConfig", "generate_sequence", "SKIN_TONES"]
 
@@ -80,8 +86,9 @@ class SynthConfig:
             raise ValueError(f"grasp must be power, precision, lateral or random, got {self.grasp!r}")
 
 
-def _look_at(eye: np.ndarray, target: np.ndarray, up=np.array([0.0, -1.0, 0.0])) -> np.ndarray:
-    """(4, 4) OpenCV camera-to-world looking from ``eye`` at ``target`` (y down, up = -y)."""
+def _look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(4, 4) OpenCV camera-to-world looking from ``eye`` at ``target`` (image up = world -y)."""
+    up = np.array([0.0, -1.0, 0.0])
     z = target - eye
     z = z / np.linalg.norm(z)
     x = np.cross(z, up)
@@ -232,7 +239,7 @@ def generate_sequence(out_dir: str | Path, config: SynthConfig = SynthConfig(), 
     Returns:
         Summary dict (grasp quality, timings, paths), also written to ``ground_truth/summary.json``.
     """
-    from honnotate.io.cues import write_keypoints2d, write_segmentation
+    from honnotate.io.cues import write_segmentation
     from honnotate.io.ho3d import write_ho3d_annotation
     from honnotate.io.sequence import SequenceWriter
     from honnotate.models.hand import HandModel
