@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "check",
     "demo",
     "synth",
+    "render",
 ]
 
 for _name in COMMAND_MODULES:

@@ -11,11 +11,21 @@ the lowest face id (the torch path uses the same rule).
 from __future__ import annotations
 
 import math
+import os
 
+import numba
 import numpy as np
 from numba import njit, prange
 
+# numba's OpenMP layer spin-waits in the same OpenMP runtime torch uses, which slowed torch ops
+# after every kernel call ~4x here (2 cores); the workqueue layer does not. An explicit
+# NUMBA_THREADING_LAYER wins; the choice only takes effect before numba's first parallel launch.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+
 __all__: list[str] = []
+
+_PARALLEL_MIN_PIXELS = 1_000_000
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -121,17 +131,22 @@ def rasterize_numba(screen: np.ndarray, faces: np.ndarray, height: int, width: i
     Returns numpy ``face_id`` (N, H, W) int32 (-1 background), ``depth`` (N, H, W) float32
     (+inf background) and ``bary`` (N, H, W, 3) float32 (perspective-correct).
     """
-    import numba
-
     n_img, n_face = screen.shape[0], faces.shape[0]
-    bbox = np.empty((n_img, n_face, 4), dtype=np.int64)
-    inv_area = np.zeros((n_img, n_face), dtype=np.float64)
-    _setup_kernel(screen, faces, float(height), float(width), float(near), bbox, inv_area)
-    threads = numba.get_num_threads()
-    # enough bands to keep every thread busy (several per thread for load balance)
-    n_bands = max(1, min(height, -(-4 * threads // n_img)))
-    face_id = np.full((n_img, height, width), -1, dtype=np.int32)
-    depth = np.full((n_img, height, width), np.inf, dtype=np.float32)
-    bary = np.zeros((n_img, height, width, 3), dtype=np.float32)
-    _raster_kernel(screen, faces, bbox, inv_area, n_bands, face_id, depth, bary)
+    saved = numba.get_num_threads()
+    # small jobs run on one thread: a single 320x240 image takes < 1 ms, less than the cost of
+    # waking (possibly contended) worker threads
+    threads = saved if n_img * height * width >= _PARALLEL_MIN_PIXELS else 1
+    numba.set_num_threads(threads)
+    try:
+        bbox = np.empty((n_img, n_face, 4), dtype=np.int64)
+        inv_area = np.zeros((n_img, n_face), dtype=np.float64)
+        _setup_kernel(screen, faces, float(height), float(width), float(near), bbox, inv_area)
+        # enough bands to keep every thread busy (several per thread for load balance)
+        n_bands = 1 if threads == 1 else max(1, min(height, -(-4 * threads // n_img)))
+        face_id = np.full((n_img, height, width), -1, dtype=np.int32)
+        depth = np.full((n_img, height, width), np.inf, dtype=np.float32)
+        bary = np.zeros((n_img, height, width, 3), dtype=np.float32)
+        _raster_kernel(screen, faces, bbox, inv_area, n_bands, face_id, depth, bary)
+    finally:
+        numba.set_num_threads(saved)
     return face_id, depth, bary
