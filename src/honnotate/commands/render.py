@@ -23,22 +23,27 @@ def render_demo_grid(object_name: str = "mustard_bottle", width: int = 320, heig
     from matplotlib import colormaps
     from PIL import Image
 
+    from honnotate.models.hand import HandModel
     from honnotate.models.object import make_object
-    from honnotate.models.registry import load_hand_model
+    from honnotate.models.open_hand import load_open_hand
     from honnotate.render import HAND_LABEL, OBJECT_LABEL, Renderer, SceneMesh
+    from honnotate.synth.grasp import synthesize_grasp
 
     obj = make_object(object_name)
-    ov = torch.tensor(obj.vertices, dtype=torch.float32)
-    ov = ov @ roma.rotvec_to_rotmat(torch.tensor([1.4, 0.0, 0.0])).T + torch.tensor([0.0, 0.0, 0.45])
+    # The open hand in a synthesized power grasp of the object (object frame), then the scene
+    # turned and placed 0.45 m in front of the camera.
+    hand = HandModel(load_open_hand("right"), dtype=torch.float64)
+    g = synthesize_grasp(hand, obj.to_trimesh(), seed=0)
+    with torch.no_grad():
+        out = hand(torch.as_tensor(g.global_orient[None]), torch.as_tensor(g.hand_pose[None]),
+                   torch.as_tensor(g.betas[None]), torch.as_tensor(g.transl[None]))
+    R = roma.rotvec_to_rotmat(torch.tensor([1.2, 0.3, 0.2], dtype=torch.float64))
+    t = torch.tensor([0.0, 0.0, 0.45], dtype=torch.float64)
+    ov = (torch.as_tensor(obj.vertices) @ R.T + t).float()
+    hv = (out.vertices[0] @ R.T + t).float()
     colors = None if obj.vertex_colors is None else torch.tensor(obj.vertex_colors, dtype=torch.float32) / 255.0
     uv = None if obj.uv is None else torch.tensor(obj.uv, dtype=torch.float32)
     tex = None if obj.texture is None else torch.tensor(obj.texture)
-    hand = load_hand_model("open")
-    # a loosely curled hand in front of the object, fingers across it
-    pose = torch.zeros(1, 45)
-    out = hand(global_orient=torch.tensor([[0.0, 0.0, 0.5]]), hand_pose=pose)
-    hv = out.vertices[0].detach()
-    hv = hv - hv.mean(0) + torch.tensor([0.03, 0.0, 0.40])
     f = 0.9 * width
     K = torch.tensor([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1.0]])
 
