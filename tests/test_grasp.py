@@ -37,3 +37,14 @@ def test_rejects_open_mesh(hand):
     open_mesh = trimesh.Trimesh(np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0.0]]), np.array([[0, 1, 2]]))
     with pytest.raises(ValueError, match="watertight"):
         synthesize_grasp(hand, open_mesh)
+
+
+@pytest.mark.parametrize("kind", ["precision", "lateral"])
+def test_precision_and_lateral_grasps_use_the_thumb(hand, kind):
+    can = trimesh.creation.cylinder(radius=0.0335, height=0.102, sections=64)
+    ok = 0
+    for seed in range(3):
+        g = synthesize_grasp(hand, can, config=GraspConfig(kind=kind), seed=seed)
+        assert g.penetration <= 0.002 + 1e-6
+        ok += int("thumb" in g.contacts and len(g.contacts) >= 2)
+    assert ok >= 2, f"{kind}: thumb + another finger in contact in at least 2 of 3 grasps"

@@ -262,8 +262,18 @@ def generate_sequence(out_dir: str | Path, config: SynthConfig = SynthConfig(), 
     betas = np.clip(rng.normal(0, cfg.shape_std, hand.num_betas), -2.5, 2.5)
     kind = cfg.grasp if cfg.grasp != "random" else str(rng.choice(["power", "precision"]))
     t0 = time.perf_counter()
-    grasp = synthesize_grasp(hand, obj.to_trimesh(), config=GraspConfig(kind=kind), betas=betas,
-                             seed=int(rng.integers(1 << 31)))
+    # A few attempts (other approach sides and tilts) until the grasp holds: penetration
+    # <= 2 mm and enough fingers in contact (3 for power/precision, thumb + index for lateral).
+    need = 2 if kind == "lateral" else 3
+    tm = obj.to_trimesh()
+    grasp = None
+    for _ in range(6):
+        g = synthesize_grasp(hand, tm, config=GraspConfig(kind=kind), betas=betas, seed=int(rng.integers(1 << 31)))
+        if grasp is None or (len(g.contacts), -g.penetration) > (len(grasp.contacts), -grasp.penetration):
+            grasp = g
+        if g.penetration <= 0.002 and len(g.contacts) >= need:
+            grasp = g
+            break
     timings["grasp_s"] = time.perf_counter() - t0
 
     # Motion and grasp drift; hand in the object frame per frame.

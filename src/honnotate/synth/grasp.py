@@ -112,6 +112,51 @@ def _curl_to_anatomical(finger: str, c: float, base: np.ndarray, limits: np.ndar
     return out
 
 
+def _reach_contact(hand: HandModel, anat: np.ndarray, finger: str, tip: int, vids: np.ndarray, mesh: MeshQuery,
+                   R: np.ndarray, transl: np.ndarray, betas: torch.Tensor, limits: np.ndarray | None,
+                   max_penetration: float, steps: int = 80, lr: float = 0.03) -> np.ndarray:
+    """Anatomical angles (15, 3) with ``finger``'s joints optimised (Adam, within the limits) so its
+    fingertip vertex touches the surface while no vertex of the finger penetrates it.
+
+    The signed distance is linearised at the closest surface point and normal, re-queried every
+    step: sd(x) = -n . (x - c) (> 0 inside)."""
+    dtype = hand.v_template.dtype
+    joints = list(FINGER_JOINTS[finger])
+    base = torch.as_tensor(anat[None], dtype=dtype)
+    var = base[:, joints].clone().requires_grad_(True)
+    lo = hi = None
+    if limits is not None:
+        lo = torch.as_tensor(limits[joints, :, 0], dtype=dtype)[None]
+        hi = torch.as_tensor(limits[joints, :, 1], dtype=dtype)[None]
+    go = roma.rotmat_to_rotvec(torch.as_tensor(R[None], dtype=dtype))
+    tr = torch.as_tensor(transl[None], dtype=dtype)
+    opt = torch.optim.Adam([var], lr=lr)
+    best, best_cost = anat.copy(), np.inf
+    for _ in range(steps):
+        full = base.clone()
+        full[:, joints] = var
+        v = hand(go, hand.anatomical_to_pose(full), betas, tr).vertices[0]
+        pts = v[vids]
+        q = mesh.closest(pts.detach().numpy())
+        c = torch.as_tensor(q.points, dtype=dtype)
+        n = torch.as_tensor(q.normal, dtype=dtype)
+        sd = -((pts - c) * n).sum(-1)
+        sd_tip = sd[int(np.nonzero(vids == tip)[0][0])] if np.any(vids == tip) else sd.max()
+        pen = torch.relu(sd - 0.5 * max_penetration)
+        cost = (sd_tip + 0.5 * max_penetration) ** 2 + 10.0 * (pen ** 2).sum()
+        true_pen = float(q.signed_distance.max())
+        if true_pen <= max_penetration and float(cost.detach()) < best_cost:
+            best_cost = float(cost.detach())
+            best = full.detach()[0].numpy().copy()
+        opt.zero_grad()
+        cost.backward()
+        opt.step()
+        if lo is not None:
+            with torch.no_grad():
+                var.copy_(torch.maximum(torch.minimum(var, hi), lo))
+    return best
+
+
 def _principal_axes(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Centre (3,), and the long, approach and wrap unit axes (3,) from the box extents."""
     centre = 0.5 * (vertices.min(0) + vertices.max(0))
@@ -251,6 +296,18 @@ def synthesize_grasp(hand: HandModel, obj, *, config: GraspConfig = GraspConfig(
                     hi = mid
         anat = _curl_to_anatomical(finger, lo, anat, limits)
         curls[finger] = lo
+
+    # Fingers that must touch but whose synergy missed the surface (the thumb of a lateral or
+    # precision grasp, the fingertips of a precision grasp) reach for it: their joint angles are
+    # optimised within the limits to bring the fingertip onto the surface without penetration.
+    must_touch = {"power": ["thumb"], "precision": ["thumb", "index", "middle"], "lateral": ["thumb"]}[config.kind]
+    tips = {f: int(hand.data.tip_vertex_ids[i]) for i, f in enumerate(["thumb", "index", "middle", "ring", "pinky"])}
+    for finger in must_touch:
+        sd_f = signed_distance(mesh, pose_hand(anat, R, t)[finger_vids[finger]])
+        if sd_f.max() > -0.003:
+            continue
+        anat = _reach_contact(hand, anat, finger, tips[finger], finger_vids[finger], mesh, R, transl_for(R, t), bt,
+                              limits, config.max_penetration)
 
     verts = pose_hand(anat, R, t)
     sd_all = signed_distance(mesh, verts)
