@@ -18,11 +18,9 @@ _KERNEL = None
 
 
 def _warp():
-    import warp as wp
+    from honnotate._warp import quiet_warp
 
-    wp.config.quiet = True
-    wp.init()
-    return wp
+    return quiet_warp()
 
 
 def _kernel():

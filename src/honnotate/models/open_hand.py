@@ -125,6 +125,9 @@ def cached_path(side: str = "right", cache_dir: str | Path | None = None) -> Pat
 
 def anny_hand_model(side: str = "right", pose_parameterization: str = "local-bone"):
     """anny's hand sub-model (float64, CPU). The first call builds anny's data (~45 s)."""
+    from honnotate._warp import quiet_warp
+
+    quiet_warp()  # anny skins with warp: keep warp's start-up banner out of honnotate's output
     import anny
 
     s = _side_suffix(side)
