@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import roma
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -26,21 +25,8 @@ from honnotate.models.hand import HandModel  # noqa: E402
 
 
 def _deltas(model, side, P, rng, scale=0.5):
-    R = P[:, :3, :3]
-    U = model.reference_bone_orientations
-    parents = list(model.bone_parents)
-    D = torch.eye(3, dtype=torch.float64).repeat(21, 1, 1)
-    for c in range(1, 21):
-        p = parents[c]
-        D[c] = U[c].T @ U[p] @ R[p].T @ R[c]
-    for n in oh.ANNY_TO_MANO_BONES:
-        c = oh._bone_index(model, n, side)
-        D[c] = D[c] @ roma.rotvec_to_rotmat(torch.as_tensor(rng.normal(0, scale, 3)))
-    delta = torch.zeros(1, 21, 4, 4, dtype=torch.float64)
-    delta[0, :, :3, :3] = D
-    delta[0, :, 3, 3] = 1
-    delta[0, 0] = P[0]
-    return delta, R
+    delta = oh.anny_finger_pose(model, side, P, torch.as_tensor(rng.normal(0, scale, (15, 3))))
+    return delta, P[:, :3, :3]
 
 
 def measure(side: str, n_shapes: int = 40, n_poses: int = 5, seed: int = 0) -> dict:

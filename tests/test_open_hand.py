@@ -6,7 +6,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-import roma
 import torch
 
 from honnotate.models import open_hand as oh
@@ -24,26 +23,13 @@ def hand(request, tmp_path_factory):
     return side, model, data
 
 
-def _anny_pose_metacarpals_at_rest(model, side, rng, scale=0.5):
-    """anny local-bone delta rotations (21, 3, 3) with random finger rotations and the root,
-    wrist and metacarpals in their rest configuration (joint rotation G = I)."""
-    ph = oh._phenotype_batch(model, None, 1)
+def _anny_pose_metacarpals_at_rest(model, side, rng, scale=0.5, phenotypes=None):
+    """anny local-bone deltas (1, 21, 4, 4) with random finger rotations and the root, wrist and
+    metacarpals at rest; also the rest bone orientations and the phenotype batch."""
+    ph = oh._phenotype_batch(model, phenotypes, 1)
     P = model(pose_parameters=None, phenotype_kwargs=ph)["rest_bone_poses"][0]
-    R = P[:, :3, :3]
-    U = model.reference_bone_orientations
-    parents = list(model.bone_parents)
-    D = torch.eye(3, dtype=torch.float64).repeat(21, 1, 1)
-    for c in range(1, 21):
-        p = parents[c]
-        D[c] = U[c].T @ U[p] @ R[p].T @ R[c]
-    for n in oh.ANNY_TO_MANO_BONES:
-        c = oh._bone_index(model, n, side)
-        D[c] = D[c] @ roma.rotvec_to_rotmat(torch.as_tensor(rng.normal(0, scale, 3)))
-    delta = torch.zeros(1, 21, 4, 4, dtype=torch.float64)
-    delta[0, :, :3, :3] = D
-    delta[0, :, 3, 3] = 1
-    delta[0, 0] = P[0]  # local-bone: the root's delta is its world pose; keep it at rest
-    return delta, R, ph
+    delta = oh.anny_finger_pose(model, side, P, torch.as_tensor(rng.normal(0, scale, (15, 3))))
+    return delta, P[:, :3, :3], ph
 
 
 def test_rest_orientation_like_mano(hand):
@@ -93,19 +79,7 @@ def test_betas_reproduce_anny_phenotype_and_pose(hand):
     ref = oh.anny_rest_in_mano_frame(model, side, phen, align=data.extras["align"])
     betas = oh.fit_betas(data, ref["vertices"][0])
     hm = HandModel(data, flat_hand_mean=True, dtype=torch.float64)
-    ph = oh._phenotype_batch(model, phen, 1)
-    P = model(pose_parameters=None, phenotype_kwargs=ph)["rest_bone_poses"][0]
-    delta, _, _ = _anny_pose_metacarpals_at_rest(model, side, rng)
-    # Rebuild the metacarpal-at-rest deltas for this phenotype's rest orientations.
-    U = model.reference_bone_orientations
-    parents = list(model.bone_parents)
-    R = P[:, :3, :3]
-    for c in range(1, 21):
-        name = model.bone_labels[c].rsplit(".", 1)[0]
-        if name not in oh.ANNY_TO_MANO_BONES:
-            p = parents[c]
-            delta[0, c, :3, :3] = U[c].T @ U[p] @ R[p].T @ R[c]
-    delta[0, 0] = P[0]
+    delta, R, ph = _anny_pose_metacarpals_at_rest(model, side, rng, phenotypes=phen)
     va = model(pose_parameters=delta, phenotype_kwargs=ph)["vertices"][0].numpy()
     va = va @ ref["map_rot"][0].T + ref["map_trans"][0]
     pose = oh.anny_local_bone_to_pose(model, side, delta[:, :, :3, :3], ref["map_rot"][0], R)

@@ -62,6 +62,7 @@ __all__ = [
     "anny_hand_model",
     "anny_rest_in_mano_frame",
     "anny_local_bone_to_pose",
+    "anny_finger_pose",
     "fit_betas",
     "phenotype_to_betas",
 ]
@@ -483,3 +484,32 @@ def phenotype_to_betas(data: HandModelData, phenotypes: dict[str, float], model=
     model = model if model is not None else anny_hand_model(data.side)
     ref = anny_rest_in_mano_frame(model, data.side, phenotypes, align=np.asarray(data.extras["align"]))
     return fit_betas(data, ref["vertices"][0])
+
+
+def anny_finger_pose(model, side: str, rest_bone_poses: torch.Tensor, finger_rotvecs: torch.Tensor) -> torch.Tensor:
+    """anny ``local-bone`` delta transforms (1, 21, 4, 4) posing the 15 finger bones by
+    ``finger_rotvecs`` (15, 3) (each bone's own frame, MANO finger order), with the root at its
+    rest world pose and the wrist and metacarpals in their rest configuration (G = I), the
+    poses :func:`anny_local_bone_to_pose` converts exactly.
+
+    Args:
+        rest_bone_poses: (21, 4, 4) anny rest bone poses of the phenotype being posed.
+    """
+    import roma
+
+    R = rest_bone_poses[:, :3, :3]
+    U = model.reference_bone_orientations.to(R)
+    parents = list(model.bone_parents)
+    D = torch.eye(3, dtype=R.dtype).repeat(21, 1, 1)
+    for c in range(1, 21):
+        p = parents[c]
+        D[c] = U[c].T @ U[p] @ R[p].T @ R[c]  # G_c = R_p U_p^T U_c D_c R_c^T = I
+    rot = roma.rotvec_to_rotmat(finger_rotvecs.to(R))
+    for j, n in enumerate(ANNY_TO_MANO_BONES):
+        c = _bone_index(model, n, side)
+        D[c] = D[c] @ rot[j]
+    delta = torch.zeros(1, 21, 4, 4, dtype=R.dtype)
+    delta[0, :, :3, :3] = D
+    delta[0, :, 3, 3] = 1
+    delta[0, 0] = rest_bone_poses[0]  # local-bone: the root's delta is its world pose
+    return delta
