@@ -31,11 +31,16 @@ def collect_info(cache_dir: Path | None = None) -> dict:
         "cpu_count": os.cpu_count(),
         "cache_dir": str(cache_dir),
     }
-    for mod in ("anny", "smplx", "roma", "trimesh", "numba", "warp"):
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("anny", "smplx", "roma", "trimesh", "numba", "warp-lang", "opencv-python-headless"):
         try:
-            info[mod] = __import__(mod).__version__
-        except Exception:  # not installed or broken: report, never fail
-            info[mod] = None
+            info[dist] = version(dist)
+        except PackageNotFoundError:
+            info[dist] = None
+    from honnotate.models.object import list_builtin_objects
+
+    info["builtin_objects"] = ", ".join(list_builtin_objects())
     try:
         from honnotate.models.registry import available_hand_models
 
