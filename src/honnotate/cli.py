@@ -35,6 +35,8 @@ COMMAND_MODULES = [
     "demo",
     "synth",
     "render",
+    "train",
+    "detect",
 ]
 
 for _name in COMMAND_MODULES:

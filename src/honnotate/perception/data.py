@@ -1,0 +1,596 @@
+"""Training data for the perception networks (paper Sec. 3.2: composited hand+object images).
+
+Two sources, one sample format:
+
+* :class:`SyntheticComposites`: hand+object scenes rendered on the fly and composited over
+  random backgrounds. A bank of grasps (:func:`honnotate.synth.grasp.synthesize_grasp` over the
+  built-in objects) is made once; each sample draws a grasp, a random hand shape, a grasp drift
+  of the finger angles, a random object rotation (so the hand is seen over and under the object)
+  and position in the view, a skin tone and lighting, a background (procedural textures with
+  distractor shapes, or the user's own images), then colour jitter, blur, noise, and scale and
+  rotation augmentation. Rendering uses :class:`honnotate.render.renderer.Renderer`.
+* :class:`SequenceFrames`: frames of existing captures for bootstrapping (paper Sec. 4.1):
+  the exact ``ground_truth/`` labels of generated sequences when present, else the capture's
+  ``segmentation/`` and ``keypoints2d/`` cue files (e.g. re-rendered from annotations).
+
+Every sample is a pure function of ``(seed, index)``: the datasets are deterministic and need
+no state between items (safe with DataLoader workers and exact on resume).
+
+Samples (dicts of tensors):
+
+* task "segmentation": ``image`` (3, H, W) float32 RGB in [0, 1]; ``labels`` (H, W) int64 in
+  {0 background, 1 object, 2 hand}.
+* task "keypoints": ``image`` (3, S, S) float32 hand crop; ``heatmaps`` (21, S/4, S/4) float32
+  targets (peak 1 visible, ``occluded_amplitude`` occluded); ``weights`` (21,) float32 (1 for
+  joints inside the crop); ``keypoints`` (21, 3) float32 crop pixels u, v and visibility.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from honnotate.perception.crops import (
+    apply_affine,
+    crop_transform,
+    hand_box_from_mask,
+    heatmap_targets,
+    warp_image,
+)
+
+__all__ = [
+    "AugmentConfig",
+    "CompositeConfig",
+    "CropConfig",
+    "SyntheticComposites",
+    "SequenceFrames",
+    "augment_affine",
+    "color_jitter",
+    "keypoint_crop",
+    "procedural_background",
+    "to_sample",
+]
+
+_OBJECTS = ("cracker_box", "soup_can", "mustard_bottle", "mug", "sphere")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Image augmentation (all on by default; ``enabled=False`` gives the raw composites).
+
+    scale: range of the random zoom; rotation: +- radians; shift: +- fraction of the image
+    size; brightness/contrast/saturation: +- relative change; hue: +- channel mixing;
+    blur_prob / blur_sigma: Gaussian blur probability and sigma range (pixels at 640 width);
+    noise_std: range of the additive Gaussian noise (intensity in [0, 1]).
+    """
+
+    enabled: bool = True
+    scale: tuple[float, float] = (0.8, 1.25)
+    rotation: float = 0.5
+    shift: float = 0.08
+    brightness: float = 0.3
+    contrast: float = 0.3
+    saturation: float = 0.35
+    hue: float = 0.06
+    blur_prob: float = 0.3
+    blur_sigma: tuple[float, float] = (0.4, 1.6)
+    noise_std: tuple[float, float] = (0.0, 0.025)
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """Hand crops of the keypoint network.
+
+    size: crop side in pixels (multiple of 4); margin: crop side / hand box side; jitter_scale,
+    jitter_shift (fraction of the box side), jitter_rotation (radians): random crop changes at
+    training time (imitating detection boxes); sigma: heatmap Gaussian in cells;
+    occluded_amplitude: target peak of occluded joints (so confidence drops on occlusion).
+    """
+
+    size: int = 128
+    margin: float = 1.35
+    jitter_scale: float = 0.15
+    jitter_shift: float = 0.08
+    jitter_rotation: float = 0.6
+    sigma: float = 1.2
+    occluded_amplitude: float = 0.5
+
+
+@dataclass(frozen=True)
+class CompositeConfig:
+    """Synthetic composites (lengths metres, angles radians, sizes pixels).
+
+    objects: built-in objects to grasp; grasp_kinds: drawn in turn for the grasp bank;
+    grasps_per_object: size of the bank per object; side: hand side; width/height: image size
+    (the camera's focal length is ``focal * width / 640``); distance: range of the object depth;
+    shape_std: std of the random hand betas; drift: +- anatomical finger angle change;
+    hand_only_prob / object_only_prob: scenes with one of the two only; background_dir: folder
+    of the user's own background images (PNG/JPG), used for ``user_background_prob`` of the
+    samples; distractor_prob: add random shapes (some skin-coloured) to procedural backgrounds.
+    """
+
+    objects: tuple[str, ...] = _OBJECTS
+    grasp_kinds: tuple[str, ...] = ("power", "precision", "lateral")
+    grasps_per_object: int = 3
+    side: str = "right"
+    width: int = 320
+    height: int = 240
+    focal: float = 615.0
+    distance: tuple[float, float] = (0.35, 0.85)
+    shape_std: float = 0.8
+    drift: float = 0.25
+    hand_only_prob: float = 0.08
+    object_only_prob: float = 0.04
+    background_dir: str | None = None
+    user_background_prob: float = 0.7
+    distractor_prob: float = 0.5
+    seed: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    crop: CropConfig = field(default_factory=CropConfig)
+
+    def __post_init__(self) -> None:
+        from honnotate.models.object import list_builtin_objects
+
+        bad = [o for o in self.objects if o not in list_builtin_objects()]
+        if bad or not self.objects:
+            raise ValueError(f"objects must be built-in objects {list_builtin_objects()}, got {list(self.objects)}")
+        if self.width % 16 or self.height % 16:
+            raise ValueError(f"width and height must be multiples of 16, got {self.width}x{self.height}")
+        if self.grasps_per_object < 1:
+            raise ValueError(f"grasps_per_object must be >= 1, got {self.grasps_per_object}")
+        if self.crop.size % 4:
+            raise ValueError(f"crop size must be a multiple of 4, got {self.crop.size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure helpers
+
+
+def procedural_background(rng: np.random.Generator, width: int, height: int, *, distractor_prob: float = 0.5) -> np.ndarray:
+    """(H, W, 3) float32 background in [0, 1]: wood, checker, smooth noise or gradient texture,
+    optionally with random rectangles / ellipses (some skin-coloured) as distractors."""
+    import cv2
+
+    from honnotate.synth.generator import SKIN_TONES
+
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32) / max(width, height)
+    base = rng.uniform(0.15, 0.9, 3).astype(np.float32)
+    kind = rng.integers(4)
+    if kind == 0:  # wood-like stripes
+        f = rng.uniform(6, 25)
+        a = rng.uniform(0, np.pi)
+        t = np.cos(a) * x + np.sin(a) * y
+        v = 0.5 + 0.5 * np.sin(2 * np.pi * f * (t + 0.05 * np.sin(6 * y + rng.uniform(0, 6))))
+        img = base * (0.7 + 0.3 * v[..., None])
+    elif kind == 1:  # checker
+        n = rng.uniform(4, 16)
+        v = ((np.floor(x * n) + np.floor(y * n)) % 2)[..., None]
+        img = v * base + (1 - v) * rng.uniform(0.1, 0.9, 3).astype(np.float32)
+    elif kind == 2:  # smooth colour noise
+        k = int(rng.integers(3, 24))
+        noise = rng.random((k, k, 3)).astype(np.float32)
+        noise = cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)
+        img = base * (0.6 + 0.8 * (noise - 0.5))
+    else:  # gradient
+        other = rng.uniform(0.1, 0.9, 3).astype(np.float32)
+        t = np.clip(rng.uniform(0.3, 1.5) * (x * rng.normal() + y * rng.normal()) + 0.5, 0, 1)[..., None]
+        img = base * (1 - t) + other * t
+    img = np.ascontiguousarray(np.clip(img, 0, 1), dtype=np.float32)
+    if rng.random() < distractor_prob:
+        for _ in range(int(rng.integers(1, 6))):
+            col = (SKIN_TONES[rng.integers(len(SKIN_TONES))] if rng.random() < 0.4 else rng.uniform(0, 1, 3))
+            col = tuple(float(c) for c in np.clip(col * rng.uniform(0.7, 1.1), 0, 1))
+            cu, cv = int(rng.integers(width)), int(rng.integers(height))
+            a, b = (int(s) for s in rng.integers(4, max(5, width // 5), 2))
+            if rng.random() < 0.5:
+                cv2.ellipse(img, (cu, cv), (a, b), float(rng.uniform(0, 180)), 0, 360, col, -1)
+            else:
+                cv2.rectangle(img, (cu - a, cv - b), (cu + a, cv + b), col, -1)
+    return img
+
+
+def augment_affine(rng: np.random.Generator, width: int, height: int, cfg: AugmentConfig) -> np.ndarray:
+    """(2, 3) random scale / rotation / shift about the image centre (image pixels -> pixels)."""
+    s = float(np.exp(rng.uniform(np.log(cfg.scale[0]), np.log(cfg.scale[1]))))
+    a = float(rng.uniform(-cfg.rotation, cfg.rotation))
+    du, dv = rng.uniform(-cfg.shift, cfg.shift, 2) * (width, height)
+    cu, cv = 0.5 * (width - 1), 0.5 * (height - 1)
+    c, sn = np.cos(a) * s, np.sin(a) * s
+    A = np.array([[c, sn, 0.0], [-sn, c, 0.0]])
+    A[:, 2] = np.array([cu + du, cv + dv]) - A[:, :2] @ np.array([cu, cv])
+    return A
+
+
+def color_jitter(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+    """Photometric augmentation of an (H, W, 3) float32 image in [0, 1] (same shape, clipped):
+    brightness, contrast, saturation, hue (channel mixing), blur, noise."""
+    import cv2
+
+    img = image.astype(np.float32)
+    img = img * rng.uniform(1 - cfg.brightness, 1 + cfg.brightness)
+    mean = img.mean()
+    img = (img - mean) * rng.uniform(1 - cfg.contrast, 1 + cfg.contrast) + mean
+    grey = img.mean(-1, keepdims=True)
+    img = (img - grey) * rng.uniform(1 - cfg.saturation, 1 + cfg.saturation) + grey
+    mix = np.eye(3, dtype=np.float32) + rng.uniform(-cfg.hue, cfg.hue, (3, 3)).astype(np.float32)
+    img = img @ (mix / mix.sum(1, keepdims=True)).T
+    if rng.random() < cfg.blur_prob:
+        sigma = rng.uniform(*cfg.blur_sigma) * image.shape[1] / 640.0
+        img = cv2.GaussianBlur(img, (0, 0), max(sigma, 0.1))
+    std = rng.uniform(*cfg.noise_std)
+    if std > 0:
+        img = img + rng.normal(0, std, img.shape).astype(np.float32)
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+def keypoint_crop(image: np.ndarray, labels: np.ndarray, keypoints: np.ndarray, crop: CropConfig,
+                  rng: np.random.Generator | None = None) -> dict[str, np.ndarray] | None:
+    """A hand crop with heatmap targets from a full image.
+
+    Args:
+        image: (H, W, 3) float32 in [0, 1]. labels: (H, W) integer (2 = hand), for the box.
+        keypoints: (21, 3) image pixels u, v and visibility (0/1), MANO order.
+        crop: crop settings. rng: random jitter of the box (None: the exact detection box).
+
+    Returns:
+        dict with ``image`` (S, S, 3) float32, ``heatmaps`` (21, S/4, S/4), ``weights`` (21,),
+        ``keypoints`` (21, 3) crop pixels + visibility, ``affine`` (2, 3) image -> crop; or None
+        when the image has no hand pixels.
+    """
+    box = hand_box_from_mask(labels == 2)
+    if box is None:
+        return None
+    cu, cv, side = box
+    side *= crop.margin
+    angle = 0.0
+    if rng is not None:
+        cu += rng.uniform(-crop.jitter_shift, crop.jitter_shift) * side
+        cv += rng.uniform(-crop.jitter_shift, crop.jitter_shift) * side
+        side *= float(np.exp(rng.uniform(-crop.jitter_scale, crop.jitter_scale)))
+        angle = float(rng.uniform(-crop.jitter_rotation, crop.jitter_rotation))
+    A = crop_transform(cu, cv, side, crop.size, angle=angle)
+    img = warp_image(image, A, (crop.size, crop.size), border="constant")
+    uv = apply_affine(A, keypoints[:, :2])
+    inside = np.all((uv >= -0.5) & (uv <= crop.size - 0.5), axis=1)
+    vis = (keypoints[:, 2] > 0) & inside
+    amp = np.where(vis, 1.0, crop.occluded_amplitude) * inside
+    hm = heatmap_targets(uv, amp, crop.size, 4, crop.sigma)
+    return {"image": img, "heatmaps": hm, "weights": inside.astype(np.float32),
+            "keypoints": np.concatenate([uv, vis[:, None]], 1).astype(np.float32), "affine": A}
+
+
+def to_sample(task: str, image: np.ndarray, labels: np.ndarray, keypoints: np.ndarray | None,
+              crop: CropConfig, rng: np.random.Generator | None) -> dict[str, torch.Tensor] | None:
+    """Tensors of one training sample (see the module docstring) from an augmented image.
+
+    image (H, W, 3) float32 [0, 1]; labels (H, W) integer; keypoints (21, 3) u, v, visibility
+    (needed for "keypoints"). Returns None for a keypoint sample without hand pixels.
+    """
+    if task == "segmentation":
+        return {"image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
+                "labels": torch.from_numpy(labels.astype(np.int64))}
+    if keypoints is None:
+        raise ValueError("keypoint samples need keypoints")
+    c = keypoint_crop(image, labels, keypoints, crop, rng)
+    if c is None:
+        return None
+    return {"image": torch.from_numpy(np.ascontiguousarray(c["image"].transpose(2, 0, 1))),
+            "heatmaps": torch.from_numpy(c["heatmaps"]), "weights": torch.from_numpy(c["weights"]),
+            "keypoints": torch.from_numpy(c["keypoints"])}
+
+
+def _check_task(task: str) -> None:
+    if task not in ("segmentation", "keypoints"):
+        raise ValueError(f"task must be 'segmentation' or 'keypoints', got {task!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic composites
+
+
+@dataclass(frozen=True)
+class _BankEntry:
+    object_name: str
+    global_orient: np.ndarray
+    transl: np.ndarray
+    anatomical: np.ndarray
+
+
+class SyntheticComposites(Dataset):
+    """Rendered hand+object composites (see the module docstring); ``len`` is nominal.
+
+    Args:
+        config: what to draw. task: "segmentation" or "keypoints". length: ``len(dataset)``
+            (samples exist for any index >= 0; the sampler decides how many are used).
+    """
+
+    def __init__(self, config: CompositeConfig = CompositeConfig(), task: str = "segmentation", length: int = 100_000) -> None:
+        _check_task(task)
+        self.config = config
+        self.task = task
+        self.length = int(length)
+
+    def __len__(self) -> int:
+        return self.length
+
+    @cached_property
+    def _hand(self):
+        from honnotate.models.hand import HandModel
+        from honnotate.models.open_hand import load_open_hand
+
+        return HandModel(load_open_hand(self.config.side), dtype=torch.float32)
+
+    @cached_property
+    def _objects(self) -> dict[str, Any]:
+        from honnotate.models.object import make_object
+
+        return {name: make_object(name) for name in self.config.objects}
+
+    @cached_property
+    def grasp_bank(self) -> list[_BankEntry]:
+        """The grasps (object frame), made once from the seed (about 1-3 s each)."""
+        from honnotate.synth.grasp import GraspConfig, synthesize_grasp
+
+        rng = np.random.default_rng([self.config.seed, 7919])
+        hand = self._hand
+        bank = []
+        k = 0
+        for name in self.config.objects:
+            tm = self._objects[name].to_trimesh()
+            for _ in range(self.config.grasps_per_object):
+                kind = self.config.grasp_kinds[k % len(self.config.grasp_kinds)]
+                k += 1
+                betas = np.clip(rng.normal(0, self.config.shape_std, hand.num_betas), -2.5, 2.5)
+                g = synthesize_grasp(hand, tm, config=GraspConfig(kind=kind), betas=betas, seed=int(rng.integers(1 << 31)))
+                bank.append(_BankEntry(name, g.global_orient, g.transl, g.anatomical))
+        return bank
+
+    def _backgrounds(self) -> list[Path]:
+        d = self.config.background_dir
+        if not d:
+            return []
+        files = sorted(p for p in Path(d).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        if not files:
+            raise FileNotFoundError(f"{d}: no PNG or JPEG background images")
+        return files
+
+    def _background(self, rng: np.random.Generator) -> np.ndarray:
+        cfg = self.config
+        files = self._backgrounds()
+        if files and rng.random() < cfg.user_background_prob:
+            import cv2
+
+            from honnotate.io.images import read_image
+
+            img = read_image(files[int(rng.integers(len(files)))]).astype(np.float32) / 255.0
+            if img.ndim == 2:
+                img = np.repeat(img[..., None], 3, -1)
+            h, w = img.shape[:2]
+            s = rng.uniform(0.5, 1.0)
+            cw, ch = max(8, int(w * s)), max(8, int(h * s))
+            x0, y0 = int(rng.integers(w - cw + 1)), int(rng.integers(h - ch + 1))
+            return cv2.resize(img[y0:y0 + ch, x0:x0 + cw, :3], (cfg.width, cfg.height), interpolation=cv2.INTER_AREA)
+        return procedural_background(rng, cfg.width, cfg.height, distractor_prob=cfg.distractor_prob)
+
+    def composite(self, index: int, *, return_scene: bool = False) -> dict[str, Any]:
+        """One full-size composite, before task-specific cropping.
+
+        Returns:
+            dict with ``image`` (H, W, 3) float32 [0, 1], ``labels`` (H, W) uint8,
+            ``keypoints`` (21, 3) float32 (u, v pixels; visibility 0/1), ``affine`` (2, 3)
+            (render pixels -> image pixels; identity without augmentation); with
+            ``return_scene``: ``scene`` holding ``K`` (3, 3), ``hand_vertices``,
+            ``object_vertices`` (camera frame, metres; None when absent) and the raw render.
+        """
+        if index < 0:
+            raise IndexError(f"sample index must be >= 0, got {index}")
+        from honnotate.geometry import Camera
+        from honnotate.render.renderer import HAND_LABEL, OBJECT_LABEL, Renderer, SceneMesh
+        from honnotate.synth.generator import SKIN_TONES
+
+        cfg = self.config
+        rng = np.random.default_rng([cfg.seed, int(index)])
+        hand = self._hand
+        entry = self.grasp_bank[int(rng.integers(len(self.grasp_bank)))]
+        obj = self._objects[entry.object_name]
+        betas = np.clip(rng.normal(0, cfg.shape_std, hand.num_betas), -2.5, 2.5)
+        anat = entry.anatomical + rng.uniform(-cfg.drift, cfg.drift, entry.anatomical.shape)
+        lim = hand.data.joint_limits
+        if lim is not None:
+            anat = np.clip(anat, lim[..., 0], lim[..., 1])
+        f32 = torch.float32
+        with torch.no_grad():
+            pose = hand.anatomical_to_pose(torch.as_tensor(anat[None], dtype=f32))
+            out = hand(torch.as_tensor(entry.global_orient[None], dtype=f32), pose,
+                       torch.as_tensor(betas[None], dtype=f32), torch.as_tensor(entry.transl[None], dtype=f32))
+        hv, hj = out.vertices[0].double().numpy(), out.joints[0].double().numpy()
+        ov = np.asarray(obj.vertices, dtype=np.float64)
+        # Random object rotation; the hand+object centre placed on a random ray.
+        q = rng.normal(size=4)
+        q /= np.linalg.norm(q)
+        import roma
+
+        R = roma.unitquat_to_rotmat(torch.as_tensor(q)).numpy()
+        centre = 0.5 * (hv.mean(0) + ov.mean(0))
+        f = cfg.focal * cfg.width / 640.0
+        cx, cy = 0.5 * (cfg.width - 1), 0.5 * (cfg.height - 1)
+        z = rng.uniform(*cfg.distance)
+        u, v = rng.uniform(0.2, 0.8) * cfg.width, rng.uniform(0.2, 0.8) * cfg.height
+        t = np.array([(u - cx) / f * z, (v - cy) / f * z, z]) - R @ centre
+        hv_c, hj_c, ov_c = hv @ R.T + t, hj @ R.T + t, ov @ R.T + t
+        mode = rng.random()
+        with_obj = mode >= cfg.hand_only_prob
+        with_hand = not (cfg.hand_only_prob <= mode < cfg.hand_only_prob + cfg.object_only_prob)
+        cam = Camera.from_intrinsics(f, f, cx, cy, cfg.width, cfg.height)
+        tone = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.9, 1.06, 3)
+        hand_col = np.clip(tone[None] * (1 + rng.normal(0, 0.03, (hand.num_vertices, 1))), 0, 1)
+        meshes = []
+        if with_hand:
+            meshes.append(SceneMesh(torch.as_tensor(hv_c, dtype=f32), torch.as_tensor(hand.faces), HAND_LABEL,
+                                    vertex_colors=torch.as_tensor(hand_col, dtype=f32)))
+        if with_obj:
+            col = obj.vertex_colors / 255.0 if obj.vertex_colors is not None else np.full((len(ov), 3), 0.6)
+            tex = {"uv": torch.as_tensor(obj.uv, dtype=f32), "texture": torch.as_tensor(obj.texture)} \
+                if obj.uv is not None and obj.texture is not None else {}
+            meshes.append(SceneMesh(torch.as_tensor(ov_c, dtype=f32), torch.as_tensor(obj.faces), OBJECT_LABEL,
+                                    vertex_colors=torch.as_tensor(col, dtype=f32), **tex))
+        with torch.no_grad():
+            r = Renderer(background_depth=0.0, antialiased=False, ambient=float(rng.uniform(0.25, 0.5))).render(meshes, cam, rgb=True)
+        labels = r.labels[0, 0].numpy().astype(np.uint8)
+        depth = r.depth[0, 0].numpy()
+        rgb = r.rgb[0, 0].numpy().astype(np.float32)
+        gain = (rng.uniform(0.75, 1.25) * rng.uniform(0.92, 1.08, 3)).astype(np.float32)
+        background = self._background(rng)
+        image = np.where((labels > 0)[..., None], np.clip(rgb * gain, 0, 1), background).astype(np.float32)
+        uvw = hj_c @ np.array([[f, 0, cx], [0, f, cy], [0, 0, 1.0]]).T
+        uv = uvw[:, :2] / uvw[:, 2:]
+        vis = _visible(uv, hj_c[:, 2], labels, depth) if with_hand else np.zeros(21, bool)
+        A = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+        if cfg.augment.enabled:
+            A = augment_affine(rng, cfg.width, cfg.height, cfg.augment)
+            image = warp_image(image, A, (cfg.width, cfg.height))
+            labels = warp_image(labels, A, (cfg.width, cfg.height), nearest=True)
+            uv = apply_affine(A, uv)
+            ui, vi = np.round(uv[:, 0]).astype(int), np.round(uv[:, 1]).astype(int)
+            inside = (ui >= 0) & (ui < cfg.width) & (vi >= 0) & (vi < cfg.height)
+            vis &= inside
+            image = color_jitter(image, rng, cfg.augment)
+        sample = {"image": image, "labels": labels,
+                  "keypoints": np.concatenate([uv, vis[:, None]], 1).astype(np.float32), "affine": A}
+        if return_scene:
+            sample["scene"] = {"K": cam.K.double().numpy(), "hand_vertices": hv_c if with_hand else None,
+                               "object_vertices": ov_c if with_obj else None, "hand_faces": hand.faces,
+                               "object_faces": obj.faces, "render_labels": r.labels[0, 0].numpy(),
+                               "joints": hj_c}
+        return sample
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        # A keypoint sample needs a hand: redraw (deterministically) from derived indices.
+        for attempt in range(20):
+            i = int(index) if attempt == 0 else int(index) + (attempt << 40)
+            s = self.composite(i)
+            rng = np.random.default_rng([self.config.seed, i, 1]) if self.config.augment.enabled else None
+            out = to_sample(self.task, s["image"], s["labels"], s["keypoints"], self.config.crop, rng)
+            if out is not None:
+                return out
+        raise RuntimeError(f"sample {index}: no hand visible in 20 draws; check the CompositeConfig")
+
+
+def _visible(uv: np.ndarray, z: np.ndarray, labels: np.ndarray, depth: np.ndarray, tol: float = 0.02) -> np.ndarray:
+    """(21,) bool: joint inside the image on a hand pixel whose depth is within ``tol`` metres
+    of the joint's (joints lie ~1 cm inside the finger surface)."""
+    H, W = labels.shape
+    u, v = np.round(uv[:, 0]).astype(int), np.round(uv[:, 1]).astype(int)
+    vis = np.zeros(len(uv), bool)
+    for i in np.nonzero((u >= 0) & (u < W) & (v >= 0) & (v < H) & (z > 0))[0]:
+        sl = (slice(max(v[i] - 1, 0), v[i] + 2), slice(max(u[i] - 1, 0), u[i] + 2))
+        vis[i] = bool(np.any((labels[sl] == 2) & (np.abs(depth[sl] - z[i]) < tol)))
+    return vis
+
+
+# ---------------------------------------------------------------------------------------------
+# Existing sequences (bootstrapping)
+
+
+class SequenceFrames(Dataset):
+    """Frames x cameras of capture folders as training samples.
+
+    Labels: ``ground_truth/segmentation/<cam>/<frame>.png`` when present (generated sequences),
+    else ``segmentation/<cam>/<frame>.png``; keypoints: ``ground_truth/sequence_gt.npz``
+    (u, v, visibility) when present, else ``keypoints2d/`` cues (confidence > 0 = visible).
+    Frames without labels are skipped; a folder without any raises FileNotFoundError.
+
+    Args:
+        paths: sequence folders. task: "segmentation" or "keypoints".
+        width, height: segmentation samples are resized to this size (pixels).
+        augment: augmentation (``enabled=False``: resize only). crop: keypoint crops.
+        seed: augmentation seed.
+    """
+
+    def __init__(self, paths: list[str | Path], task: str = "segmentation", *, width: int = 320, height: int = 240,
+                 augment: AugmentConfig = AugmentConfig(), crop: CropConfig = CropConfig(), seed: int = 0) -> None:
+        from honnotate.io.sequence import open_sequence
+
+        _check_task(task)
+        self.task, self.width, self.height = task, int(width), int(height)
+        self.augment, self.crop, self.seed = augment, crop, int(seed)
+        self.items: list[tuple[Any, str, str, int, int]] = []
+        self._gt_kp: dict[str, np.ndarray] = {}
+        for p in paths:
+            seq = open_sequence(p)
+            gt_npz = Path(p) / "ground_truth" / "sequence_gt.npz"
+            if gt_npz.is_file():
+                with np.load(gt_npz) as z:
+                    self._gt_kp[str(seq.root)] = z["keypoints2d"].astype(np.float32)
+            n_before = len(self.items)
+            for c, cam in enumerate(seq.camera_ids):
+                for t, frame in enumerate(seq.frame_ids):
+                    if self._label_path(seq, cam, frame) is None:
+                        continue
+                    if task == "keypoints" and str(seq.root) not in self._gt_kp and seq.path("keypoints2d", cam, frame) is None:
+                        continue
+                    self.items.append((seq, cam, frame, t, c))
+            if len(self.items) == n_before:
+                raise FileNotFoundError(f"{p}: no frames with {'segmentation' if task == 'segmentation' else 'segmentation and keypoint'} "
+                                        f"labels (ground_truth/ or cue folders)")
+
+    @staticmethod
+    def _label_path(seq, cam: str, frame: str) -> Path | None:
+        gt = seq.root / "ground_truth" / "segmentation" / cam / f"{frame}.png"
+        return gt if gt.is_file() else seq.path("segmentation", cam, frame)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def frame(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Full-size ``(image (H, W, 3) float32 [0, 1], labels (H, W) uint8, keypoints (21, 3) or None)``."""
+        from honnotate.io.cues import read_segmentation
+
+        seq, cam, frame, t, c = self.items[index]
+        image = seq.rgb(cam, frame).astype(np.float32) / 255.0
+        labels = read_segmentation(self._label_path(seq, cam, frame))
+        kp = None
+        gt = self._gt_kp.get(str(seq.root))
+        if gt is not None:
+            kp = gt[t, c].copy()
+        else:
+            cue = seq.keypoints2d(cam, frame)
+            if cue is not None:
+                kp = cue.copy()
+                kp[:, 2] = (kp[:, 2] > 0).astype(np.float32)
+        return image, labels, kp
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        image, labels, kp = self.frame(index)
+        rng = np.random.default_rng([self.seed, int(index), 2])
+        H, W = labels.shape
+        if self.task == "keypoints":  # crops come from full-size frames; the crop jitter augments
+            A, size = np.array([[1.0, 0, 0], [0, 1.0, 0]]), (W, H)
+        else:  # resize to the training size (pixel centres at integers), then augment
+            A = np.array([[self.width / W, 0, 0], [0, self.height / H, 0]])
+            A[:, 2] = 0.5 * np.diag(A[:, :2]) - 0.5
+            size = (self.width, self.height)
+            if self.augment.enabled:
+                B = augment_affine(rng, self.width, self.height, self.augment)
+                A = np.concatenate([B[:, :2] @ A[:, :2], B[:, :2] @ A[:, 2:] + B[:, 2:]], 1)
+        img = warp_image(image, A, size)
+        lab = warp_image(labels, A, size, nearest=True)
+        if self.augment.enabled:
+            img = color_jitter(img, rng, self.augment)
+        if kp is not None:
+            kp = kp.copy()
+            kp[:, :2] = apply_affine(A, kp[:, :2])
+        out = to_sample(self.task, img, lab, kp, self.crop, rng if self.augment.enabled else None)
+        if out is None:
+            raise ValueError(f"{self.items[index][0].root}: camera {self.items[index][1]} frame {self.items[index][2]}: "
+                             f"no hand pixels for a keypoint crop")
+        return out

@@ -1,0 +1,172 @@
+"""Inference: segmentation and 2D hand keypoints for images and whole capture sequences.
+
+:class:`Detector` runs both networks on one RGB image: the segmentation network at its
+training size (logits resized back to the image), then the keypoint network on a square crop
+around the largest hand region of the predicted mask; keypoints are decoded from the last
+stage's heatmaps (arg-max + sub-pixel refinement) and mapped back to image pixels, with the
+heatmap peak as confidence. :func:`detect_sequence` writes the cue files of a capture with the
+:mod:`honnotate.io.cues` writers, so detections and external detectors' cues read the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from honnotate.perception.crops import (
+    apply_affine,
+    crop_transform,
+    decode_heatmaps,
+    hand_box_from_mask,
+    invert_affine,
+    warp_image,
+)
+from honnotate.perception.weights import load_weights
+
+__all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence"]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """labels: (H, W) uint8 in {0 background, 1 object, 2 hand}; keypoints: (21, 3) float32
+    u, v (image pixels) and confidence in [0, 1] (all 0 when no hand is found), MANO order;
+    box: (cu, cv, side) of the hand crop in pixels, or None."""
+
+    labels: np.ndarray
+    keypoints: np.ndarray
+    box: tuple[float, float, float] | None
+
+
+class Detector:
+    """Both perception networks, loaded from a weights folder.
+
+    Args:
+        weights_dir: folder with ``segmentation.pt`` and ``keypoints.pt`` (None: the shipped weights).
+        device: "auto" (CUDA when present), "cpu", "cuda:0", ...
+
+    Raises:
+        WeightsError: a weights file is missing, corrupt or mismatched (the message names it).
+    """
+
+    def __init__(self, weights_dir: str | Path | None = None, device: str | torch.device = "auto") -> None:
+        from honnotate.perception.train import resolve_device
+
+        self.device = resolve_device(device)
+        self.seg, self.seg_info = load_weights("segmentation", weights_dir, device=self.device)
+        self.kp, self.kp_info = load_weights("keypoints", weights_dir, device=self.device)
+        self.seg_size = (int(self.seg_info["input"]["width"]), int(self.seg_info["input"]["height"]))
+        self.crop_size = int(self.kp_info["input"]["crop_size"])
+        self.margin = float(self.kp_info["input"]["margin"])
+
+    @torch.no_grad()
+    def segment(self, rgb: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 RGB -> (H, W) uint8 labels {0 background, 1 object, 2 hand}."""
+        rgb = _check_rgb(rgb)
+        H, W = rgb.shape[:2]
+        x = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+        x = torch.nn.functional.interpolate(x, size=self.seg_size[::-1], mode="bilinear", align_corners=False,
+                                            antialias=True)
+        logits = self.seg(x)
+        logits = torch.nn.functional.interpolate(logits, size=(H, W), mode="bilinear", align_corners=False)
+        return logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+
+    @torch.no_grad()
+    def keypoints(self, rgb: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float] | None]:
+        """2D keypoints in the crop around the hand of ``labels``.
+
+        Args:
+            rgb: (H, W, 3) uint8. labels: (H, W) integer (2 = hand).
+
+        Returns:
+            ``((21, 3) float32 u, v, confidence; box or None)``.
+        """
+        rgb = _check_rgb(rgb)
+        box = hand_box_from_mask(np.asarray(labels) == 2)
+        if box is None:
+            return np.zeros((21, 3), np.float32), None
+        A = crop_transform(box[0], box[1], box[2] * self.margin, self.crop_size)
+        crop = warp_image(rgb.astype(np.float32) / 255.0, A, (self.crop_size, self.crop_size), border="constant")
+        x = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None].to(self.device)
+        hm = self.kp(x)[-1]
+        kp = decode_heatmaps(hm, self.kp.stride)[0].cpu().numpy().astype(np.float64)
+        uv = apply_affine(invert_affine(A), kp[:, :2])
+        conf = np.clip(kp[:, 2], 0.0, 1.0)
+        return np.concatenate([uv, conf[:, None]], 1).astype(np.float32), box
+
+    def __call__(self, rgb: np.ndarray) -> Detection:
+        """Segmentation and keypoints of one (H, W, 3) uint8 RGB image (see :class:`Detection`)."""
+        labels = self.segment(rgb)
+        kp, box = self.keypoints(rgb, labels)
+        return Detection(labels=labels, keypoints=kp, box=box)
+
+
+def _check_rgb(rgb: np.ndarray) -> np.ndarray:
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an RGB image of shape (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+    return rgb
+
+
+@dataclass(frozen=True)
+class DetectSummary:
+    """written: cue files written; skipped: existing cue files kept; frames: frame x camera
+    pairs processed; seconds: wall time of the networks."""
+
+    written: int
+    skipped: int
+    frames: int
+    seconds: float
+
+
+def detect_sequence(sequence: str | Path, weights_dir: str | Path | None = None, *,
+                    cameras: list[str] | None = None, overwrite: bool = False, device: str = "auto",
+                    detector: Detector | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> DetectSummary:
+    """Write ``segmentation/<cam>/<frame>.png`` and ``keypoints2d/<cam>/<frame>.json`` for a capture.
+
+    Args:
+        sequence: capture folder (``rgb/<cam>/<frame>``).
+        weights_dir: weights folder (None: shipped weights). cameras: camera ids (default all).
+        overwrite: replace existing cue files (else they are kept and the frame is skipped
+            when both exist).
+        device: where the networks run. detector: an already loaded :class:`Detector`.
+        progress: called as ``progress(done, total)`` per frame x camera.
+
+    Raises:
+        WeightsError (weights), KeyError (unknown camera, naming the sequence), FileNotFoundError.
+    """
+    import time
+
+    from honnotate.io.cues import write_keypoints2d, write_segmentation
+    from honnotate.io.sequence import open_sequence
+
+    seq = open_sequence(sequence)
+    cams = list(cameras) if cameras else seq.camera_ids
+    for c in cams:
+        if c not in seq.camera_ids:
+            raise KeyError(f"{seq.root}: no camera {c!r}; cameras are {seq.camera_ids}")
+    det = detector or Detector(weights_dir, device)
+    jobs = [(c, f) for c in cams for f in seq.frame_ids]
+    written = skipped = 0
+    seconds = 0.0
+    for i, (cam, frame) in enumerate(jobs):
+        seg_path = seq.root / "segmentation" / cam / f"{frame}.png"
+        kp_path = seq.root / "keypoints2d" / cam / f"{frame}.json"
+        todo = [p for p in (seg_path, kp_path) if overwrite or not p.exists()]
+        skipped += 2 - len(todo)
+        if todo:
+            t0 = time.perf_counter()
+            d = det(seq.rgb(cam, frame))
+            seconds += time.perf_counter() - t0
+            if seg_path in todo:
+                write_segmentation(seg_path, d.labels, durable=False)
+            if kp_path in todo:
+                write_keypoints2d(kp_path, d.keypoints, durable=False)
+            written += len(todo)
+        if progress:
+            progress(i + 1, len(jobs))
+    return DetectSummary(written=written, skipped=skipped, frames=len(jobs), seconds=seconds)

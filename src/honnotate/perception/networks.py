@@ -1,0 +1,191 @@
+"""The two perception networks, in plain PyTorch (no torchvision).
+
+* :class:`SegmentationNet`: a compact U-Net (GroupNorm, so batch size and train/eval modes do
+  not change its output statistics) giving per-pixel logits for background / object / hand.
+* :class:`KeypointNet`: a convolutional pose machine on a square hand crop: a stride-4
+  residual backbone, then ``stages`` stages that each refine 21 heatmaps from the backbone
+  features and the previous stage's heatmaps (intermediate supervision on every stage).
+  The confidence of a joint is its heatmap peak (targets peak at 1 for visible joints).
+
+Both take images ``(B, 3, H, W) float32`` in [0, 1] (RGB), any device; the normalisation is
+inside the network. Architectures are described by plain dicts (saved in the weights files),
+built by :func:`build_network`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "SegmentationNet",
+    "KeypointNet",
+    "build_network",
+    "default_arch",
+    "count_parameters",
+    "TASKS",
+    "NUM_CLASSES",
+    "NUM_JOINTS",
+]
+
+#: Task names; a weights file holds one network for one task.
+TASKS = ("segmentation", "keypoints")
+NUM_CLASSES = 3
+NUM_JOINTS = 21
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+
+
+def _norm(ch: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(8, ch), ch)
+
+
+def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False),
+                         _norm(cout), nn.ReLU(inplace=True))
+
+
+class _Residual(nn.Module):
+    def __init__(self, ch: int, dilation: int = 1) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_conv(ch, ch, dilation=dilation),
+                                  nn.Conv2d(ch, ch, 3, padding=dilation, dilation=dilation, bias=False), _norm(ch))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.body(x))
+
+
+class _Normalize(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+
+def _check_image(x: torch.Tensor, multiple: int) -> None:
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected images of shape (B, 3, H, W) in [0, 1], got {tuple(x.shape)}")
+    if x.shape[2] % multiple or x.shape[3] % multiple:
+        raise ValueError(f"image height and width must be multiples of {multiple}, got {tuple(x.shape[2:])}")
+
+
+class SegmentationNet(nn.Module):
+    """Compact U-Net: ``levels`` stride-2 encoder levels with ``min(base * 2**k, max_channels)``
+    channels, a dilated residual bottleneck, and a decoder with skip connections.
+
+    Args:
+        base: channels of the first level; max_channels: cap of the channels per level.
+        levels: number of downsamplings (input sides must be multiples of ``2**levels``).
+        num_classes: output classes (3: background, object, hand).
+    """
+
+    def __init__(self, base: int = 16, levels: int = 4, max_channels: int = 96,
+                 num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.levels = levels
+        self.normalize = _Normalize()
+        ch = [min(base * 2 ** k, max_channels) for k in range(levels + 1)]
+        self.stem = nn.Sequential(_conv(3, ch[0]), _conv(ch[0], ch[0]))
+        self.down = nn.ModuleList(nn.Sequential(_conv(ch[k], ch[k + 1], stride=2), _conv(ch[k + 1], ch[k + 1]))
+                                  for k in range(levels))
+        self.bottleneck = nn.Sequential(_Residual(ch[-1], 2), _Residual(ch[-1], 4))
+        self.up = nn.ModuleList(nn.Sequential(_conv(ch[k + 1] + ch[k], ch[k]), _conv(ch[k], ch[k]))
+                                for k in reversed(range(levels)))
+        self.head = nn.Conv2d(ch[0], num_classes, 1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) float RGB in [0, 1] -> (B, num_classes, H, W) logits."""
+        _check_image(image, 2 ** self.levels)
+        x = self.stem(self.normalize(image))
+        skips = [x]
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+        x = self.bottleneck(skips.pop())
+        for block in self.up:
+            skip = skips.pop()
+            x = nn.functional.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = block(torch.cat([x, skip], 1))
+        return self.head(x)
+
+
+class KeypointNet(nn.Module):
+    """Multi-stage heatmap network (convolutional pose machine) for 21 hand joints.
+
+    Args:
+        width: backbone channels (at stride 4).
+        stages: refinement stages (>= 1); every stage outputs heatmaps.
+        stage_width: channels inside a stage.
+        num_joints: heatmap channels (21, MANO order).
+
+    The heatmaps are at 1/4 of the crop resolution (``stride = 4``).
+    """
+
+    stride = 4
+
+    def __init__(self, width: int = 64, stages: int = 3, stage_width: int = 64, num_joints: int = NUM_JOINTS) -> None:
+        super().__init__()
+        if stages < 1:
+            raise ValueError(f"stages must be >= 1, got {stages}")
+        self.normalize = _Normalize()
+        self.backbone = nn.Sequential(
+            _conv(3, width // 2, stride=2), _conv(width // 2, width // 2),
+            _conv(width // 2, width, stride=2), _Residual(width), _Residual(width, 2), _Residual(width, 4),
+        )
+        self.stages = nn.ModuleList()
+        for s in range(stages):
+            cin = width + (num_joints if s else 0)
+            self.stages.append(nn.Sequential(
+                _conv(cin, stage_width), _conv(stage_width, stage_width, dilation=2),
+                _conv(stage_width, stage_width, dilation=4), _conv(stage_width, stage_width, dilation=8),
+                nn.Conv2d(stage_width, num_joints, 1),
+            ))
+
+    def forward(self, crop: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, S, S) float RGB crops in [0, 1] -> list (one per stage) of (B, 21, S/4, S/4) heatmaps."""
+        _check_image(crop, self.stride)
+        feats = self.backbone(self.normalize(crop))
+        out = []
+        x = feats
+        for stage in self.stages:
+            hm = stage(x)
+            out.append(hm)
+            x = torch.cat([feats, hm], 1)
+        return out
+
+
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "segmentation": {"base": 16, "levels": 4, "max_channels": 96},
+    "keypoints": {"width": 64, "stages": 3, "stage_width": 64},
+}
+
+
+def default_arch(task: str) -> dict[str, Any]:
+    """The default architecture dict of ``task`` ("segmentation" or "keypoints")."""
+    if task not in _DEFAULTS:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    return dict(_DEFAULTS[task])
+
+
+def build_network(task: str, arch: dict[str, Any] | None = None) -> nn.Module:
+    """The network of ``task`` with the architecture ``arch`` (defaults filled in).
+
+    Raises:
+        ValueError: unknown task or architecture key.
+    """
+    full = default_arch(task)
+    unknown = set(arch or {}) - set(full)
+    if unknown:
+        raise ValueError(f"unknown {task} architecture keys {sorted(unknown)}; expected {sorted(full)}")
+    full.update(arch or {})
+    return SegmentationNet(**full) if task == "segmentation" else KeypointNet(**full)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameters (trainable or not) of ``module``."""
+    return sum(p.numel() for p in module.parameters())

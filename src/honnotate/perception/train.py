@@ -1,0 +1,325 @@
+"""Training of the perception networks: a resumable loop with checkpoints, logs and plots.
+
+:func:`train` writes into ``config.out`` (``<task>`` is "segmentation" or "keypoints", so both
+networks can be trained into one folder, which is then a weights folder for ``honnotate detect``):
+
+* ``<task>_config.json``: the resolved configuration (written first; a resume must match it
+  except for ``steps``);
+* ``<task>_checkpoint.pt``: model, optimiser, step (atomic, every ``checkpoint_every`` steps
+  and at the end), read with ``torch.load(weights_only=True)``;
+* ``segmentation.pt`` / ``keypoints.pt``: the weights file (:mod:`honnotate.perception.weights`);
+* ``<task>_losses.csv`` (step, loss, learning rate, seconds) and ``<task>_loss.png``.
+
+Batches are a pure function of ``(seed, step)``: sample ``step * batch + j`` of the synthetic
+dataset (or of the mixture with ``data`` sequences), so a resumed run sees exactly the batches
+an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from honnotate.io.files import atomic_write_bytes, atomic_write_text
+from honnotate.perception.data import CompositeConfig, SequenceFrames, SyntheticComposites
+from honnotate.perception.networks import build_network, count_parameters, default_arch
+from honnotate.perception.weights import WEIGHTS_FILES, save_weights
+
+__all__ = ["TrainConfig", "TrainResult", "train", "segmentation_loss", "keypoint_loss", "resolve_device"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run.
+
+    task: "segmentation" or "keypoints"; out: output folder; steps: total optimiser steps;
+    batch: images per step; lr: peak Adam learning rate (linear warm-up over ``warmup`` steps,
+    cosine decay to 5% at ``steps``); weight_decay: AdamW decay; seed: data and init seed;
+    checkpoint_every / log_every: steps; device: "auto" (CUDA when present), "cpu", "cuda:0"...;
+    workers: DataLoader worker processes; data: capture folders mixed in for bootstrapping
+    (``data_fraction`` of the samples); arch: network architecture (defaults per task);
+    synthetic: the composite settings.
+    """
+
+    task: str = "segmentation"
+    out: str = "runs/perception"
+    steps: int = 2000
+    batch: int = 8
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 50
+    seed: int = 0
+    checkpoint_every: int = 200
+    log_every: int = 10
+    device: str = "auto"
+    workers: int = 0
+    data: tuple[str, ...] = ()
+    data_fraction: float = 0.5
+    arch: dict[str, Any] = field(default_factory=dict)
+    synthetic: CompositeConfig = field(default_factory=CompositeConfig)
+
+    def __post_init__(self) -> None:
+        if self.task not in ("segmentation", "keypoints"):
+            raise ValueError(f"task must be 'segmentation' or 'keypoints', got {self.task!r}")
+        for name in ("steps", "batch", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["data"] = list(self.data)
+        d["arch"] = {**default_arch(self.task), **self.arch}
+        return json.loads(json.dumps(d))  # tuples -> lists, as written to JSON
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """out: run folder; weights: the weights file; steps: steps done; losses: (steps,) float
+    loss per step of this process (resumed runs: from the resume point)."""
+
+    out: Path
+    weights: Path
+    steps: int
+    losses: np.ndarray
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" -> CUDA when available else CPU; anything else as given."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy plus soft Dice on the object and hand classes (small classes count).
+
+    Args:
+        logits: (B, 3, H, W) float. labels: (B, H, W) int64 in {0, 1, 2}.
+
+    Returns:
+        () float loss.
+    """
+    if logits.ndim != 4 or labels.shape != (logits.shape[0], *logits.shape[2:]):
+        raise ValueError(f"expected logits (B, C, H, W) and labels (B, H, W), got {tuple(logits.shape)}, {tuple(labels.shape)}")
+    ce = torch.nn.functional.cross_entropy(logits, labels)
+    prob = logits.softmax(1)[:, 1:]
+    onehot = torch.nn.functional.one_hot(labels, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(prob.dtype)
+    inter = (prob * onehot).sum((0, 2, 3))
+    dice = 1 - (2 * inter + 1) / (prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3)) + 1)
+    return ce + dice.mean()
+
+
+def keypoint_loss(stages: list[torch.Tensor], target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean squared heatmap error over all stages (intermediate supervision), per joint weighted.
+
+    Args:
+        stages: list of (B, J, h, w) predicted heatmaps. target: (B, J, h, w). weights: (B, J).
+
+    Returns:
+        () float loss (scaled by 100: heatmaps are mostly ~0).
+    """
+    if weights.shape != target.shape[:2]:
+        raise ValueError(f"weights must be (B, J) = {tuple(target.shape[:2])}, got {tuple(weights.shape)}")
+    total = target.new_zeros(())
+    for hm in stages:
+        if hm.shape != target.shape:
+            raise ValueError(f"heatmaps {tuple(hm.shape)} do not match the target {tuple(target.shape)}")
+        total = total + (((hm - target) ** 2).mean((2, 3)) * weights).sum() / weights.sum().clamp(min=1)
+    return 100.0 * total / len(stages)
+
+
+class _Mixture(Dataset):
+    """Synthetic samples mixed with sequence frames: index -> source drawn from (seed, index)."""
+
+    def __init__(self, synthetic: Dataset, real: Dataset | None, fraction: float, seed: int) -> None:
+        self.synthetic, self.real, self.fraction, self.seed = synthetic, real, fraction, seed
+
+    def __len__(self) -> int:
+        return 1 << 40
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if self.real is not None and len(self.real):
+            rng = np.random.default_rng([self.seed, int(index), 3])
+            if rng.random() < self.fraction:
+                return self.real[int(rng.integers(len(self.real)))]
+        return self.synthetic[index]
+
+
+class _StepSampler(Sampler):
+    """Batches of consecutive indices from ``start`` to ``stop`` steps (``step * batch + j``)."""
+
+    def __init__(self, start: int, stop: int, batch: int) -> None:
+        self.start, self.stop, self.batch = start, stop, batch
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __iter__(self):
+        for step in range(self.start, self.stop):
+            yield list(range(step * self.batch, (step + 1) * self.batch))
+
+
+def _lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+def _input_spec(cfg: TrainConfig) -> dict[str, Any]:
+    syn = cfg.synthetic
+    if cfg.task == "segmentation":
+        return {"width": syn.width, "height": syn.height}
+    return {"crop_size": syn.crop.size, "margin": syn.crop.margin, "stride": 4}
+
+
+def _save_checkpoint(path: Path, model, optim, step: int) -> None:
+    buf = io.BytesIO()
+    torch.save({"step": step, "model": model.state_dict(), "optimizer": optim.state_dict()}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _plot_losses(csv_path: Path, png_path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(csv_path.open()))
+    if not rows:
+        return
+    steps = np.array([int(r["step"]) for r in rows])
+    loss = np.array([float(r["loss"]) for r in rows])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, loss, lw=0.6, alpha=0.5, label="loss")
+    if len(loss) >= 10:
+        k = max(5, len(loss) // 50)
+        ax.plot(steps[k - 1:], np.convolve(loss, np.ones(k) / k, mode="valid"), lw=1.5, label=f"mean of {k}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(png_path, buf.getvalue(), durable=False)
+
+
+def train(config: TrainConfig, *, resume: bool = False,
+          progress: Callable[[int, int, float], None] | None = None) -> TrainResult:
+    """Train ``config.task``'s network (see the module docstring for the outputs).
+
+    Args:
+        config: the run. resume: continue from ``out/<task>_checkpoint.pt`` (its ``<task>_config.json``
+            must match ``config`` except for ``steps``).
+        progress: called as ``progress(step_done, total_steps, loss)`` after every step.
+
+    Returns:
+        :class:`TrainResult`.
+
+    Raises:
+        FileExistsError: ``out`` already holds a run and ``resume`` is False.
+        ValueError: the resumed run's configuration differs.
+    """
+    cfg = config
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path, ckpt_path, csv_path = (out / f"{cfg.task}_{name}" for name in ("config.json", "checkpoint.pt", "losses.csv"))
+    resolved = cfg.to_dict()
+    start = 0
+    if resume and ckpt_path.is_file():
+        old = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+        diff = sorted(k for k in resolved if k not in ("steps", "out") and old.get(k) != resolved[k])
+        if diff:
+            raise ValueError(f"{cfg_path}: cannot resume, settings differ from the saved run: {diff}")
+    elif ckpt_path.is_file():
+        raise FileExistsError(f"{ckpt_path}: a run exists in {out}; pass --resume to continue it or choose another --out")
+    atomic_write_text(cfg_path, json.dumps(resolved, indent=2) + "\n")
+
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = build_network(cfg.task, cfg.arch).to(device)
+    optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if resume and ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(ck["model"])
+        optim.load_state_dict(ck["optimizer"])
+        start = int(ck["step"])
+        if csv_path.is_file():  # drop log rows past the checkpoint (a run killed after it)
+            rows = [r for r in csv.DictReader(csv_path.open()) if int(r["step"]) <= start]
+            text = "step,loss,lr,seconds\n" + "".join(f"{r['step']},{r['loss']},{r['lr']},{r['seconds']}\n" for r in rows)
+            atomic_write_text(csv_path, text)
+    if start == 0 or not csv_path.is_file():
+        atomic_write_text(csv_path, "step,loss,lr,seconds\n")
+
+    synthetic = SyntheticComposites(cfg.synthetic, cfg.task)
+    if cfg.synthetic.objects and cfg.data_fraction < 1.0:
+        _ = synthetic.grasp_bank  # made before any worker forks
+    real = None
+    if cfg.data:
+        syn = cfg.synthetic
+        real = SequenceFrames(list(cfg.data), cfg.task, width=syn.width, height=syn.height,
+                              augment=syn.augment, crop=syn.crop, seed=cfg.seed)
+    dataset = _Mixture(synthetic, real, cfg.data_fraction if real is not None else 0.0, cfg.seed)
+    loader = DataLoader(dataset, batch_sampler=_StepSampler(start, cfg.steps, cfg.batch), num_workers=cfg.workers,
+                        pin_memory=device.type == "cuda", persistent_workers=False)
+    losses = []
+    model.train()
+    t0 = time.perf_counter()
+    step = start
+    log = csv_path.open("a")
+    try:
+        for batch in loader:
+            lr = _lr_at(step, cfg)
+            for g in optim.param_groups:
+                g["lr"] = lr
+            image = batch["image"].to(device, non_blocking=True)
+            if cfg.task == "segmentation":
+                loss = segmentation_loss(model(image), batch["labels"].to(device))
+            else:
+                loss = keypoint_loss(model(image), batch["heatmaps"].to(device), batch["weights"].to(device))
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optim.step()
+            step += 1
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"{out}: loss became {value} at step {step}; lower --lr")
+            losses.append(value)
+            log.write(f"{step},{value:.6g},{lr:.6g},{time.perf_counter() - t0:.3f}\n")
+            if step % cfg.log_every == 0:
+                log.flush()
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                _save_checkpoint(ckpt_path, model, optim, step)
+                _export(out, cfg, model, step, losses)
+            if progress:
+                progress(step, cfg.steps, value)
+    finally:
+        log.close()
+    if step == start:  # nothing to do (resumed a finished run): still export the weights
+        _export(out, cfg, model, step, losses)
+    _plot_losses(csv_path, out / f"{cfg.task}_loss.png", f"{cfg.task} ({count_parameters(model) / 1e6:.2f} M parameters)")
+    return TrainResult(out=out, weights=out / WEIGHTS_FILES[cfg.task], steps=step, losses=np.asarray(losses))
+
+
+def _export(out: Path, cfg: TrainConfig, model, step: int, losses: list[float]) -> Path:
+    tail = losses[-20:]
+    info = {"steps": step, "seed": cfg.seed, "batch": cfg.batch, "lr": cfg.lr,
+            "final_loss": float(np.mean(tail)) if tail else None, "config": f"{cfg.task}_config.json"}
+    return save_weights(out / WEIGHTS_FILES[cfg.task], cfg.task, model, {**default_arch(cfg.task), **cfg.arch},
+                        _input_spec(cfg), info)

@@ -1,0 +1,81 @@
+"""Crop geometry and heatmap decoding (pure functions, no rendering)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from honnotate.perception.crops import (
+    apply_affine,
+    crop_transform,
+    decode_heatmaps,
+    hand_box_from_mask,
+    heatmap_targets,
+    invert_affine,
+    warp_image,
+)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_decode_recovers_subpixel_points(batch):
+    """Gaussian heatmaps drawn at known sub-pixel crop points decode to them (< 0.05 px)."""
+    rng = np.random.default_rng(batch)
+    size, stride = 64, 4
+    pts = rng.uniform(6, size - 7, (batch, 21, 2))
+    amp = rng.uniform(0.3, 1.0, (batch, 21))
+    hm = np.stack([heatmap_targets(p, a, size, stride, sigma=1.3) for p, a in zip(pts, amp, strict=True)])
+    assert hm.shape == (batch, 21, 16, 16) and hm.dtype == np.float32
+    out = decode_heatmaps(torch.from_numpy(hm), stride)
+    assert out.shape == (batch, 21, 3)
+    np.testing.assert_allclose(out[..., :2].numpy(), pts, atol=0.05)
+    # Confidence = heatmap peak <= the Gaussian's amplitude, close to it.
+    assert np.all(out[..., 2].numpy() <= amp + 1e-6) and np.all(out[..., 2].numpy() > 0.6 * amp)
+
+
+def test_decode_integer_point_and_golden_cell_centre():
+    """A peak exactly on cell (i, j) decodes to crop pixel (4 j + 1.5, 4 i + 1.5)."""
+    hm = torch.zeros(1, 1, 8, 8)
+    hm[0, 0, 2, 5] = 1.0
+    u, v, c = decode_heatmaps(hm, 4)[0, 0].tolist()
+    assert (u, v, c) == pytest.approx((5 * 4 + 1.5, 2 * 4 + 1.5, 1.0))
+
+
+def test_decode_bad_shape():
+    with pytest.raises(ValueError, match=r"\(B, J, h, w\)"):
+        decode_heatmaps(torch.zeros(21, 8, 8), 4)
+
+
+def test_crop_transform_maps_box_to_crop_and_inverts():
+    A = crop_transform(100.0, 50.0, 40.0, 128, angle=0.3)
+    centre = apply_affine(A, np.array([100.0, 50.0]))
+    np.testing.assert_allclose(centre, [63.5, 63.5], atol=1e-9)
+    pts = np.random.default_rng(0).uniform(0, 200, (10, 2))
+    np.testing.assert_allclose(apply_affine(invert_affine(A), apply_affine(A, pts)), pts, atol=1e-9)
+    # Scale: a 40 px box side becomes 128 px.
+    d = apply_affine(A, np.array([[80.0, 50.0], [120.0, 50.0]]))
+    assert np.linalg.norm(d[1] - d[0]) == pytest.approx(128.0)
+    with pytest.raises(ValueError, match="positive"):
+        crop_transform(0, 0, 0, 128)
+
+
+def test_warp_image_agrees_with_apply_affine():
+    """A single bright pixel lands where apply_affine maps its centre (pixel-centre convention)."""
+    img = np.zeros((60, 80), np.float32)
+    img[20, 30] = 1.0
+    A = crop_transform(30.0, 20.0, 16.0, 32)
+    out = warp_image(img, A, (32, 32), border="constant")
+    v, u = np.unravel_index(np.argmax(out), out.shape)
+    target = apply_affine(A, np.array([30.0, 20.0]))
+    assert abs(u - target[0]) <= 1 and abs(v - target[1]) <= 1
+
+
+def test_hand_box_from_mask():
+    mask = np.zeros((100, 120), bool)
+    mask[10:30, 40:80] = True  # 20 x 40
+    mask[90:92, 0:2] = True  # tiny speck far away: ignored
+    cu, cv, side = hand_box_from_mask(mask)
+    assert (cu, cv, side) == pytest.approx((59.5, 19.5, 40.0))
+    assert hand_box_from_mask(np.zeros((10, 10), bool)) is None
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        hand_box_from_mask(np.zeros((2, 10, 10), bool))

@@ -1,0 +1,149 @@
+"""Detection on a tiny generated capture, the train/detect commands, and bootstrapping data."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from honnotate.cli import app
+from honnotate.io.sequence import open_sequence
+from honnotate.perception.data import AugmentConfig, CropConfig, SequenceFrames
+from honnotate.perception.detect import Detector, detect_sequence
+from honnotate.perception.networks import build_network, default_arch
+from honnotate.perception.weights import WeightsError, save_weights
+
+TINY_SEG = {"base": 4, "levels": 2, "max_channels": 8}
+TINY_KP = {"width": 8, "stages": 2, "stage_width": 8}
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    """2 frames x 1 camera at 128x96 (exact cues and ground truth)."""
+    from honnotate.synth.generator import SynthConfig, generate_sequence
+    from honnotate.synth.noise import DepthNoiseConfig
+
+    out = tmp_path_factory.mktemp("perc") / "seq"
+    generate_sequence(out, SynthConfig(frames=2, cameras=1, object="sphere", width=128, height=96, seed=11,
+                                       depth_noise=DepthNoiseConfig(kind="none")))
+    return out
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """Untrained tiny networks in the weights format (detection plumbing, not accuracy)."""
+    d = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    save_weights(d / "segmentation.pt", "segmentation", build_network("segmentation", TINY_SEG),
+                 {**default_arch("segmentation"), **TINY_SEG}, {"width": 64, "height": 48})
+    save_weights(d / "keypoints.pt", "keypoints", build_network("keypoints", TINY_KP),
+                 {**default_arch("keypoints"), **TINY_KP}, {"crop_size": 32, "margin": 1.3, "stride": 4})
+    return d
+
+
+def _fresh_copy(capture, tmp_path):
+    seq = tmp_path / "seq"
+    shutil.copytree(capture, seq)
+    shutil.rmtree(seq / "segmentation")
+    shutil.rmtree(seq / "keypoints2d")
+    return seq
+
+
+def test_detect_writes_valid_cue_files(capture, weights, tmp_path):
+    seq_dir = _fresh_copy(capture, tmp_path)
+    summary = detect_sequence(seq_dir, weights, device="cpu")
+    assert (summary.written, summary.skipped, summary.frames) == (4, 0, 2)
+    seq = open_sequence(seq_dir)
+    assert seq.has_cues()
+    for frame in seq.frame_ids:
+        labels = seq.segmentation("0", frame)  # validated by honnotate.io
+        kp = seq.keypoints2d("0", frame)
+        assert labels.shape == (96, 128) and labels.dtype == np.uint8
+        assert kp.shape == (21, 3) and np.all(kp[:, 2] >= 0) and np.all(kp[:, 2] <= 1)
+
+
+def test_detect_keeps_existing_cues_unless_overwrite(capture, weights, tmp_path):
+    seq_dir = tmp_path / "seq"
+    shutil.copytree(capture, seq_dir)  # the generator's exact cues are present
+    kp_file = seq_dir / "keypoints2d" / "0" / "0000.json"
+    before = kp_file.read_bytes()
+    s = detect_sequence(seq_dir, weights, device="cpu")
+    assert (s.written, s.skipped) == (0, 4) and kp_file.read_bytes() == before
+    s = detect_sequence(seq_dir, weights, device="cpu", overwrite=True)
+    assert s.written == 4 and kp_file.read_bytes() != before
+
+
+def test_keypoints_map_back_into_the_hand_box(capture, weights):
+    """Decoded crop keypoints are mapped back to image pixels inside the crop around the hand."""
+    seq = open_sequence(capture)
+    det = Detector(weights, "cpu")
+    gt = seq.segmentation("0", 0)
+    kp, box = det.keypoints(seq.rgb("0", 0), gt)
+    cu, cv, side = box
+    half = 0.5 * side * det.margin + 1
+    assert np.all(np.abs(kp[:, 0] - cu) <= half) and np.all(np.abs(kp[:, 1] - cv) <= half)
+    none, no_box = det.keypoints(seq.rgb("0", 0), np.zeros_like(gt))
+    assert no_box is None and np.all(none == 0)
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
+        det.segment(seq.rgb("0", 0).astype(np.float32))
+
+
+def test_detect_command(capture, weights, tmp_path):
+    seq_dir = _fresh_copy(capture, tmp_path)
+    runner = CliRunner()
+    r = runner.invoke(app, ["detect", str(seq_dir), "--weights", str(weights), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert "wrote 4 cue files" in r.output
+    r = runner.invoke(app, ["detect", str(seq_dir), "--weights", str(tmp_path / "none")])
+    assert r.exit_code == 2 and "honnotate train seg" in r.output
+    r = runner.invoke(app, ["detect", str(seq_dir), "--weights", str(weights), "--cameras", "7"])
+    assert r.exit_code == 2 and "no camera '7'" in r.output
+    with pytest.raises(WeightsError):
+        Detector(tmp_path / "none")
+
+
+def test_train_command_checkpoints_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    runner = CliRunner()
+    args = ["train", "seg", "--out", str(out), "--batch", "1", "--size", "64x48", "--objects", "sphere",
+            "--grasps-per-object", "1", "--device", "cpu", "--checkpoint-every", "1"]
+    r = runner.invoke(app, [*args, "--steps", "2"])
+    assert r.exit_code == 0, r.output
+    for name in ("segmentation.pt", "segmentation_checkpoint.pt", "segmentation_config.json",
+                 "segmentation_losses.csv", "segmentation_loss.png"):
+        assert (out / name).is_file(), name
+    r = runner.invoke(app, [*args, "--steps", "3"])
+    assert r.exit_code == 2 and "--resume" in r.output
+    r = runner.invoke(app, [*args, "--steps", "3", "--resume"])
+    assert r.exit_code == 0, r.output
+    rows = (out / "segmentation_losses.csv").read_text().strip().splitlines()
+    assert [row.split(",")[0] for row in rows] == ["step", "1", "2", "3"]
+    r = runner.invoke(app, [*args, "--steps", "4", "--resume", "--lr", "0.1"])
+    assert r.exit_code == 2 and "settings differ" in r.output
+    # The exported weights load for detection.
+    from honnotate.perception.weights import load_weights
+
+    model, info = load_weights("segmentation", out)
+    assert info["train"]["steps"] == 3 and info["input"] == {"width": 64, "height": 48}
+
+
+def test_sequence_frames_bootstrap_labels(capture):
+    """Training pairs from a generated capture: ground-truth labels and projected joints."""
+    from honnotate.io.cues import read_segmentation
+
+    seg = SequenceFrames([capture], "segmentation", width=128, height=96, augment=AugmentConfig(enabled=False))
+    assert len(seg) == 2
+    s = seg[0]
+    gt = read_segmentation(capture / "ground_truth" / "segmentation" / "0" / "0000.png")
+    np.testing.assert_array_equal(s["labels"].numpy(), gt)
+    assert s["image"].shape == (3, 96, 128)
+    kp = SequenceFrames([capture], "keypoints", crop=CropConfig(size=32), augment=AugmentConfig(enabled=False))
+    k = kp[1]
+    assert k["heatmaps"].shape == (21, 8, 8)
+    gt_kp = np.load(capture / "ground_truth" / "sequence_gt.npz")["keypoints2d"][1, 0]
+    np.testing.assert_array_equal(k["keypoints"][:, 2].numpy() > 0, (gt_kp[:, 2] > 0) & (k["weights"].numpy() > 0))
+    with pytest.raises(FileNotFoundError, match="rgb"):
+        SequenceFrames([capture / "ground_truth"], "segmentation")

@@ -1,0 +1,160 @@
+"""Networks, losses, a few training steps, and the weights files (format, safe loading, errors)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from honnotate.perception.networks import build_network, count_parameters, default_arch
+from honnotate.perception.train import keypoint_loss, segmentation_loss
+from honnotate.perception.weights import WeightsError, load_weights, save_weights
+
+TINY_SEG = {"base": 4, "levels": 2, "max_channels": 8}
+TINY_KP = {"width": 8, "stages": 2, "stage_width": 8}
+
+
+class _NotAllowed:
+    """A class the weights-only unpickler must refuse to build."""
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_shapes(batch):
+    seg = build_network("segmentation", TINY_SEG)
+    assert seg(torch.rand(batch, 3, 16, 24)).shape == (batch, 3, 16, 24)
+    kp = build_network("keypoints", TINY_KP)
+    out = kp(torch.rand(batch, 3, 32, 32))
+    assert len(out) == 2 and all(o.shape == (batch, 21, 8, 8) for o in out)
+
+
+def test_bad_inputs():
+    seg = build_network("segmentation", TINY_SEG)
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        seg(torch.rand(3, 16, 16))
+    with pytest.raises(ValueError, match="multiples of 4"):
+        seg(torch.rand(1, 3, 18, 16))
+    with pytest.raises(ValueError, match="unknown segmentation architecture keys"):
+        build_network("segmentation", {"depth": 3})
+    with pytest.raises(ValueError, match="unknown task"):
+        build_network("pose")
+
+
+def test_default_weights_fit_the_size_budget():
+    """Both default networks together stay under 10 MB even in float32 (stored in float16)."""
+    n = count_parameters(build_network("segmentation")) + count_parameters(build_network("keypoints"))
+    assert n * 4 <= 10e6, n
+
+
+def test_segmentation_loss_golden_and_gradient():
+    labels = torch.tensor([[[0, 1], [2, 2]]])
+    perfect = torch.nn.functional.one_hot(labels, 3).permute(0, 3, 1, 2).double() * 50
+    assert float(segmentation_loss(perfect, labels)) == pytest.approx(0.0, abs=1e-6)
+    wrong = perfect.roll(1, dims=1)
+    assert float(segmentation_loss(wrong, labels)) > 10
+    logits = torch.randn(1, 3, 2, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: segmentation_loss(x, labels), (logits,))
+
+
+def test_keypoint_loss_weights_and_errors():
+    target = torch.rand(2, 21, 4, 4)
+    w = torch.ones(2, 21)
+    assert float(keypoint_loss([target.clone()], target, w)) == 0.0
+    pred = target.clone()
+    pred[:, 3] += 1.0
+    w0 = w.clone()
+    w0[:, 3] = 0
+    assert float(keypoint_loss([pred], target, w0)) == 0.0  # the error is on a weight-0 joint
+    assert float(keypoint_loss([pred], target, w)) == pytest.approx(100 / 21, rel=1e-5)
+    with pytest.raises(ValueError, match="weights must be"):
+        keypoint_loss([pred], target, torch.ones(2, 20))
+
+
+def _fit(model, step_fn, steps=25, lr=5e-3):
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = step_fn()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def test_a_few_steps_lower_the_losses():
+    """Tiny networks on a fixed tiny batch: 25 Adam steps lower each loss by > 30%."""
+    torch.manual_seed(0)
+    seg = build_network("segmentation", TINY_SEG)
+    img = torch.rand(2, 3, 16, 16)
+    labels = torch.zeros(2, 16, 16, dtype=torch.long)
+    labels[:, 4:10, 3:9] = 2
+    labels[:, 8:14, 8:15] = 1
+    img[:, 0][labels == 2] = 0.9
+    img[:, 2][labels == 1] = 0.9
+    s = _fit(seg, lambda: segmentation_loss(seg(img), labels))
+    assert np.mean(s[-3:]) < 0.7 * np.mean(s[:3]), s
+    kp = build_network("keypoints", TINY_KP)
+    from honnotate.perception.crops import heatmap_targets
+
+    pts = np.random.default_rng(0).uniform(4, 28, (21, 2))
+    hm = torch.from_numpy(heatmap_targets(pts, np.ones(21), 32, 4, 1.2))[None].repeat(2, 1, 1, 1)
+    crops = torch.rand(2, 3, 32, 32)
+    k = _fit(kp, lambda: keypoint_loss(kp(crops), hm, torch.ones(2, 21)))
+    assert np.mean(k[-3:]) < 0.7 * np.mean(k[:3]), k
+
+
+def _save(tmp_path, task="segmentation", arch=TINY_SEG):
+    model = build_network(task, arch)
+    spec = {"width": 16, "height": 16} if task == "segmentation" else {"crop_size": 32, "margin": 1.3, "stride": 4}
+    return model, save_weights(tmp_path / f"{task}.pt", task, model, {**default_arch(task), **arch}, spec, {"steps": 3})
+
+
+def test_weights_round_trip(tmp_path):
+    model, path = _save(tmp_path)
+    loaded, info = load_weights("segmentation", tmp_path)
+    assert info["input"] == {"width": 16, "height": 16} and info["train"]["steps"] == 3
+    x = torch.rand(1, 3, 16, 16)
+    model.eval()
+    # float16 storage: outputs agree to float16 precision of the weights.
+    np.testing.assert_allclose(loaded(x).detach().numpy(), model(x).detach().numpy(), atol=5e-2)
+    # The file is a plain dict: readable with weights_only=True, no pickled code.
+    assert isinstance(torch.load(path, weights_only=True), dict)
+
+
+def test_missing_weights_say_how_to_train(tmp_path):
+    with pytest.raises(WeightsError, match=r"segmentation\.pt.*honnotate train seg"):
+        load_weights("segmentation", tmp_path)
+
+
+def test_corrupt_weights_name_the_file(tmp_path):
+    (tmp_path / "keypoints.pt").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(WeightsError, match=r"keypoints\.pt: not a readable honnotate weights file"):
+        load_weights("keypoints", tmp_path)
+    # A truncated real file too.
+    _, path = _save(tmp_path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(WeightsError, match="segmentation.pt"):
+        load_weights("segmentation", tmp_path)
+
+
+def test_mismatched_weights_name_what_differs(tmp_path):
+    _, path = _save(tmp_path)
+    data = torch.load(path, weights_only=True)
+    data["arch"]["base"] = 8  # the tensors were made for base 4
+    torch.save(data, path)
+    with pytest.raises(WeightsError, match=r"segmentation\.pt: weights do not match.*shape mismatches"):
+        load_weights("segmentation", tmp_path)
+    data["arch"]["base"] = 4
+    data["task"] = "keypoints"
+    torch.save(data, tmp_path / "keypoints.pt")
+    with pytest.raises(WeightsError, match=r"holds a 'keypoints' network, expected 'segmentation'"):
+        torch.save(data, path)
+        load_weights("segmentation", tmp_path)
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(WeightsError, match="not a honnotate perception weights file"):
+        load_weights("segmentation", tmp_path)
+    # A pickled object (code) is refused by the weights-only loader.
+    torch.save({"format": _NotAllowed()}, path)
+    with pytest.raises(WeightsError, match="not a readable"):
+        load_weights("segmentation", tmp_path)
