@@ -192,3 +192,20 @@ def test_bad_inputs():
         r.render([SceneMesh(v, f, 1)], [_cam(torch.float32)], width=10)
     with pytest.raises(ValueError, match="at least one"):
         r.render([], [_cam(torch.float32)])
+
+
+def test_mesh_crossing_the_image_border():
+    """Regression: antialiasing must not index past the image when silhouettes leave it."""
+    import trimesh
+
+    from honnotate.geometry import Camera
+    from honnotate.render.renderer import Renderer, SceneMesh
+
+    cam = Camera.from_intrinsics(300.0, 300.0, 159.5, 119.5, 320, 240)
+    s = trimesh.creation.icosphere(subdivisions=3, radius=0.1)
+    for shift in ([0.2, 0.0, 0.5], [-0.2, 0.15, 0.5], [0.25, -0.1, 0.5]):
+        v = (torch.as_tensor(s.vertices, dtype=torch.float32) + torch.tensor(shift)).requires_grad_(True)
+        r = Renderer().render([SceneMesh(v, torch.as_tensor(s.faces), 1)], [cam])
+        (r.silhouettes[:, :, 1].sum() + r.depth.sum()).backward()
+        assert torch.isfinite(v.grad).all()
+        assert 0 < float(r.silhouettes[0, 0, 1].sum()) < 320 * 240

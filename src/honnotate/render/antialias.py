@@ -144,7 +144,9 @@ def _silhouette_crossings(scr, fragments, faces, topology, near):
     outside = torch.where(lo_inside, hi_flat, lo_flat)
     z_e = 1.0 / ((1.0 - s) / ak[:, 2] + s / bk[:, 2])
     depth = fragments.depth.reshape(-1)
-    d_in, d_out = depth[inside], depth[outside]
+    # Pairs reaching past the image border are dropped by `ok`; clamp so indexing stays valid.
+    last = depth.numel() - 1
+    d_in, d_out = depth[inside.clamp(0, last)], depth[outside.clamp(0, last)]
     ok = ok & (d_out >= z_e * (1.0 - 1e-6)) & (d_in < d_out)
     sel = ok.nonzero().squeeze(1)
     if sel.numel() == 0:
