@@ -196,10 +196,7 @@ def test_bad_inputs():
 
 def test_mesh_crossing_the_image_border():
     """Regression: antialiasing must not index past the image when silhouettes leave it."""
-    import trimesh
-
     from honnotate.geometry import Camera
-    from honnotate.render.renderer import Renderer, SceneMesh
 
     cam = Camera.from_intrinsics(300.0, 300.0, 159.5, 119.5, 320, 240)
     s = trimesh.creation.icosphere(subdivisions=3, radius=0.1)
