@@ -14,7 +14,7 @@ from honnotate.annotate.correspondence import segmented_point_clouds
 from honnotate.annotate.init_hand import KeypointModel, fit_hand_to_keypoints
 from honnotate.annotate.init_object import align_object_to_cloud
 from honnotate.annotate.terms import project_to_cameras
-from honnotate.geometry import Camera
+from honnotate.geometry import Camera, look_at
 from honnotate.models.hand import HandModel
 from honnotate.models.limits import model_joint_limits
 from honnotate.models.object import make_object
@@ -25,14 +25,8 @@ D = torch.float64
 
 
 def _look_at(eye, target=(0.0, 0.0, 0.5)):
-    eye, target = np.asarray(eye, float), np.asarray(target, float)
-    z = (target - eye) / np.linalg.norm(target - eye)
-    x = np.cross([0.0, 1.0, 0.0], z)
-    x /= np.linalg.norm(x)
-    T = np.eye(4)
-    T[:3, :3] = np.stack([x, np.cross(z, x), z], 1)
-    T[:3, 3] = eye
-    return np.linalg.inv(T)
+    """World-to-camera (4, 4) of a camera at ``eye`` looking at ``target``."""
+    return np.linalg.inv(look_at(eye, target))
 
 
 def hand_rows(frames: int = 10) -> list[str]:

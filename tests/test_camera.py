@@ -257,3 +257,18 @@ def test_world_to_cam_is_inverse():
     torch.testing.assert_close(cam.world_to_cam() @ cam.cam_to_world, torch.eye(4, dtype=torch.float64))
     torch.testing.assert_close(invert_rigid(cam.world_to_cam()), cam.cam_to_world)
     assert math.isclose(float(torch.linalg.det(cam.world_to_cam()[:3, :3])), 1.0, rel_tol=1e-9)
+
+
+def test_look_at():
+    from honnotate.geometry import look_at
+
+    T = look_at([0.0, 0.0, 0.0], [0.0, 0.0, 1.0])
+    np.testing.assert_allclose(T, np.eye(4), atol=1e-12)
+    T = look_at([0.3, -0.2, 0.1], [0.0, 0.0, 0.6])
+    R = T[:3, :3]
+    np.testing.assert_allclose(R.T @ R, np.eye(3), atol=1e-12)
+    assert np.linalg.det(R) > 0
+    z = np.array([0.0, 0.0, 0.6]) - T[:3, 3]
+    np.testing.assert_allclose(R[:, 2], z / np.linalg.norm(z), atol=1e-12)
+    with pytest.raises(ValueError, match="coincide"):
+        look_at([0, 0, 0], [0, 0, 0])

@@ -112,6 +112,21 @@ def _object_chunks(n: int, n_vertices: int):
     return range(0, n, step), step
 
 
+def _per_frame_object_distance(gt_rotmat, gt_trans, pred_rotmat, pred_trans, vertices, distance) -> np.ndarray:
+    """(N,) ``distance(g, p)`` of the object posed by both poses, in chunks of frames
+    (``g``, ``p``: (n, V, 3) posed vertices -> (n,))."""
+    n = np.asarray(gt_rotmat).shape[0]
+    starts, step = _object_chunks(n, np.asarray(vertices).shape[0])
+    out = np.empty(n)
+    for s in starts:
+        g = pose_object_points(gt_rotmat[s : s + step], gt_trans[s : s + step], vertices)
+        p = pose_object_points(pred_rotmat[s : s + step], pred_trans[s : s + step], vertices)
+        if g.shape != p.shape:
+            raise ValueError(f"pred pose: expected {g.shape[0]} frames from frame index {s}, got {p.shape[0]}")
+        out[s : s + step] = distance(g, p)
+    return out
+
+
 def object_add(gt_rotmat, gt_trans, pred_rotmat, pred_trans, vertices) -> np.ndarray:
     """ADD: mean distance between corresponding object vertices under the two poses.
 
@@ -122,16 +137,8 @@ def object_add(gt_rotmat, gt_trans, pred_rotmat, pred_trans, vertices) -> np.nda
     Returns:
         ``(N,)`` float64, metres.
     """
-    n = np.asarray(gt_rotmat).shape[0]
-    starts, step = _object_chunks(n, np.asarray(vertices).shape[0])
-    out = np.empty(n)
-    for s in starts:
-        g = pose_object_points(gt_rotmat[s : s + step], gt_trans[s : s + step], vertices)
-        p = pose_object_points(pred_rotmat[s : s + step], pred_trans[s : s + step], vertices)
-        if g.shape != p.shape:
-            raise ValueError(f"pred pose: expected {g.shape[0]} frames from frame index {s}, got {p.shape[0]}")
-        out[s : s + step] = np.linalg.norm(g - p, axis=2).mean(axis=1)
-    return out
+    return _per_frame_object_distance(gt_rotmat, gt_trans, pred_rotmat, pred_trans, vertices,
+                                      lambda g, p: np.linalg.norm(g - p, axis=2).mean(axis=1))
 
 
 def object_adds(gt_rotmat, gt_trans, pred_rotmat, pred_trans, vertices) -> np.ndarray:
@@ -144,16 +151,8 @@ def object_adds(gt_rotmat, gt_trans, pred_rotmat, pred_trans, vertices) -> np.nd
     Returns:
         ``(N,)`` float64, metres; ``ADD-S <= ADD``.
     """
-    n = np.asarray(gt_rotmat).shape[0]
-    starts, step = _object_chunks(n, np.asarray(vertices).shape[0])
-    out = np.empty(n)
-    for s in starts:
-        g = pose_object_points(gt_rotmat[s : s + step], gt_trans[s : s + step], vertices)
-        p = pose_object_points(pred_rotmat[s : s + step], pred_trans[s : s + step], vertices)
-        if g.shape != p.shape:
-            raise ValueError(f"pred pose: expected {g.shape[0]} frames from frame index {s}, got {p.shape[0]}")
-        out[s : s + step] = nearest_neighbour_distances(g, p).mean(axis=1)
-    return out
+    return _per_frame_object_distance(gt_rotmat, gt_trans, pred_rotmat, pred_trans, vertices,
+                                      lambda g, p: nearest_neighbour_distances(g, p).mean(axis=1))
 
 
 def summarize_errors(values, *, percentiles=PERCENTILES, thresholds=PCK_THRESHOLDS_M) -> dict[str, float]:

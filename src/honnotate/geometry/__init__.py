@@ -1,7 +1,7 @@
 """honnotate.geometry: cameras, projection, rotations (roma), rigid transforms, frame
 conventions (OpenCV inside, OpenGL converters for HO-3D) and mesh utilities."""
 
-from honnotate.geometry.camera import RIGID_TOLERANCE, Camera, CameraBatch, stack_cameras
+from honnotate.geometry.camera import RIGID_TOLERANCE, Camera, CameraBatch, look_at, stack_cameras
 from honnotate.geometry.conventions import (
     cam_to_world_opencv_to_opengl,
     cam_to_world_opengl_to_opencv,
@@ -40,6 +40,7 @@ __all__ = [
     "Camera",
     "CameraBatch",
     "stack_cameras",
+    "look_at",
     "RIGID_TOLERANCE",
     "project_points",
     "unproject_depth_map",

@@ -16,15 +16,40 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 
 from honnotate.geometry.projection import depth_to_points, project_points
 from honnotate.geometry.transforms import invert_rigid, transform_points
 
-__all__ = ["Camera", "CameraBatch", "stack_cameras", "RIGID_TOLERANCE"]
+__all__ = ["Camera", "CameraBatch", "stack_cameras", "look_at", "RIGID_TOLERANCE"]
 
 #: Tolerance on ``R^T R - I`` (max abs) and the last row for a matrix to count as rigid.
 RIGID_TOLERANCE = 1e-4
+
+
+def look_at(eye, target, up=(0.0, -1.0, 0.0)) -> np.ndarray:
+    """(4, 4) float64 camera-to-world (OpenCV camera) of a camera at ``eye`` looking at ``target``.
+
+    Args:
+        eye, target: (3,) world points, metres. up: (3,) world direction that appears up in the
+            image (default -y: the world is camera 0's OpenCV frame, y down).
+
+    The camera's z points at the target, its x is ``z x up`` (image right), its y is ``z x x``.
+    """
+    eye = np.asarray(eye, dtype=np.float64)
+    z = np.asarray(target, dtype=np.float64) - eye
+    if np.linalg.norm(z) < 1e-12:
+        raise ValueError("look_at: eye and target coincide")
+    z /= np.linalg.norm(z)
+    x = np.cross(z, np.asarray(up, dtype=np.float64))
+    if np.linalg.norm(x) < 1e-9:  # looking along `up`: any image right will do
+        x = np.cross(z, np.array([1.0, 0.0, 0.0]))
+    x /= np.linalg.norm(x)
+    T = np.eye(4)
+    T[:3, :3] = np.stack([x, np.cross(z, x), z], 1)
+    T[:3, 3] = eye
+    return T
 
 
 def _validate_K(K: torch.Tensor, where: str) -> None:

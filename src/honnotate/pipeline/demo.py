@@ -40,21 +40,14 @@ class DemoConfig:
 
 def _cameras(cfg: DemoConfig):
     """Three cameras (fx 615, 640x480 like the capture setups) looking at (0, 0, distance)."""
-    from honnotate.geometry import Camera
+    from honnotate.geometry import Camera, look_at
 
     target = np.array([0.0, 0.0, cfg.distance])
     cams = []
     for i, yaw in enumerate((0.0, 0.6, -0.6)):
         # Camera i sits on a circle around the target, looking at it (OpenCV: z forward, y down).
         eye = target + cfg.distance * np.array([np.sin(yaw), -0.15 * (i > 0), -np.cos(yaw)])
-        z = target - eye
-        z /= np.linalg.norm(z)
-        x = np.cross(np.array([0.0, 1.0, 0.0]), z)
-        x /= np.linalg.norm(x)
-        y = np.cross(z, x)
-        c2w = np.eye(4)
-        c2w[:3, :3] = np.stack([x, y, z], 1)
-        c2w[:3, 3] = eye
+        c2w = look_at(eye, target)
         sx = cfg.width / 640.0
         cams.append(Camera.from_intrinsics(615.0 * sx, 615.0 * sx, (319.5 + 0.5) * sx - 0.5, (239.5 + 0.5) * sx - 0.5,
                                            cfg.width, cfg.height, cam_to_world=torch.as_tensor(c2w, dtype=torch.float32),

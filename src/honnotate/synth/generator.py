@@ -86,25 +86,9 @@ class SynthConfig:
             raise ValueError(f"grasp must be power, precision, lateral or random, got {self.grasp!r}")
 
 
-def _look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(4, 4) OpenCV camera-to-world looking from ``eye`` at ``target`` (image up = world -y)."""
-    up = np.array([0.0, -1.0, 0.0])
-    z = target - eye
-    z = z / np.linalg.norm(z)
-    x = np.cross(z, up)
-    if np.linalg.norm(x) < 1e-6:
-        x = np.cross(z, np.array([1.0, 0, 0]))
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    T = np.eye(4)
-    T[:3, :3] = np.stack([x, y, z], 1)
-    T[:3, 3] = eye
-    return T
-
-
 def _make_cameras(cfg: SynthConfig, rng: np.random.Generator):
     """Camera 0 at the world origin looking along +z; others on a ring around the workspace."""
-    from honnotate.geometry import Camera
+    from honnotate.geometry import Camera, look_at
 
     centre = np.asarray(cfg.motion.workspace_centre, dtype=np.float64)
     s = cfg.width / 640.0
@@ -117,7 +101,7 @@ def _make_cameras(cfg: SynthConfig, rng: np.random.Generator):
             pitch = rng.uniform(-0.5, -0.15)
             r = np.linalg.norm(centre) * rng.uniform(0.9, 1.15)
             eye = centre + r * np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), -np.cos(yaw) * np.cos(pitch)])
-            c2w = _look_at(eye, centre + rng.normal(0, 0.02, 3))
+            c2w = look_at(eye, centre + rng.normal(0, 0.02, 3))
         f = cfg.focal * s * (1 + rng.uniform(-0.02, 0.02))
         cx = (cfg.width - 1) / 2 + rng.uniform(-6, 6) * s
         cy = (cfg.height - 1) / 2 + rng.uniform(-6, 6) * s
