@@ -260,6 +260,8 @@ def test_world_to_cam_is_inverse():
 
 
 def test_look_at():
+    import numpy as np
+
     from honnotate.geometry import look_at
 
     T = look_at([0.0, 0.0, 0.0], [0.0, 0.0, 1.0])
