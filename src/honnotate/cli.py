@@ -37,6 +37,7 @@ COMMAND_MODULES = [
     "render",
     "train",
     "detect",
+    "annotate",
 ]
 
 for _name in COMMAND_MODULES:

@@ -235,7 +235,7 @@ class SurfaceCorrespondences:
             sel = np.flatnonzero(valid[b])
             if len(sel) == 0:
                 continue
-            cp = MeshQuery(verts[b], self.faces).closest(pts[b, sel], max_dist=self.gate)
+            cp = MeshQuery(verts[b], self.faces, winding=False).closest(pts[b, sel], max_dist=self.gate, winding=False)
             found = cp.face >= 0
             dist = np.linalg.norm(pts[b, sel] - cp.points, axis=1)
             inlier = found & (dist <= self.gate)
@@ -288,7 +288,8 @@ class ObjectSurfaceQuery:
         if not isinstance(points_object, torch.Tensor) or points_object.ndim != 3 or points_object.shape[-1] != 3:
             raise ValueError(f"points_object: expected (B, M, 3), got {_shape(points_object)}")
         B, M, _ = points_object.shape
-        cp = self.query.closest(points_object.detach().cpu().double().numpy().reshape(-1, 3), max_dist)
+        cp = self.query.closest(points_object.detach().cpu().double().numpy().reshape(-1, 3), max_dist,
+                                winding=False)
         like = points_object
         closest = torch.as_tensor(cp.points.reshape(B, M, 3), dtype=like.dtype, device=like.device)
         normals = torch.as_tensor(cp.normal.reshape(B, M, 3), dtype=like.dtype, device=like.device)

@@ -43,6 +43,8 @@ __all__ = [
     "fit_hand_to_keypoints",
     "fit_grasp_to_keypoints",
     "select_grasp_frames",
+    "fit_shape_to_keypoints",
+    "align_depth",
 ]
 
 #: Keypoints moved by the wrist only (wrist, index1, middle1, pinky1, ring1, thumb1; MANO order).
@@ -101,12 +103,14 @@ class KeypointModel(torch.nn.Module):
         """(B, 45) model axis-angle of (B, 45) anatomical angles (joint-major, x/y/z per joint)."""
         return torch.einsum("jab,njb->nja", self.joint_frames, anatomical.reshape(-1, 15, 3)).reshape(-1, 45)
 
-    def forward(self, global_orient: torch.Tensor, anatomical: torch.Tensor, transl: torch.Tensor) -> torch.Tensor:
+    def forward(self, global_orient: torch.Tensor, anatomical: torch.Tensor, transl: torch.Tensor,
+                betas: torch.Tensor | None = None) -> torch.Tensor:
         """Keypoints (B, 21, 3), metres, world frame, of (B, 3) wrist axis-angle, (B, 45)
-        anatomical finger angles (radians, flat-hand-mean) and (B, 3) translation."""
+        anatomical finger angles (radians, flat-hand-mean), (B, 3) translation and optional
+        (B, S) betas (default: the model's subject shape)."""
         B = global_orient.shape[0]
         pose = torch.cat([global_orient, self.finger_pose(anatomical) + self.hand_mean], dim=1)
-        res = lbs(self.betas.expand(B, -1), pose, self.v_template, self.shapedirs, self.posedirs, self.j_regressor,
+        res = lbs(self.betas.expand(B, -1) if betas is None else betas, pose, self.v_template, self.shapedirs, self.posedirs, self.j_regressor,
                   self._parents, self.weights)
         return torch.cat([res.joints, res.vertices[:, res.joints.shape[1]:]], dim=1) + transl[:, None]
 
@@ -398,6 +402,50 @@ def _reprojection_error(joints: torch.Tensor, kp: torch.Tensor, K: torch.Tensor,
     return (w * e).sum((1, 2)) / torch.clamp(w.sum((1, 2)), min=1e-12)
 
 
+def _replace_transl(fit: HandFit, transl: torch.Tensor) -> HandFit:
+    from dataclasses import replace
+
+    return replace(fit, transl=transl, joints=fit.joints + (transl - fit.transl)[:, None])
+
+
+def align_depth(joints: torch.Tensor, transl: torch.Tensor, depth_at_keypoints: torch.Tensor,
+                world_to_cam: torch.Tensor, valid: torch.Tensor, surface_offset: float = 0.008,
+                max_residual: float = 0.03) -> torch.Tensor:
+    """Hand translations moved along the viewing ray so the joints sit ``surface_offset`` behind
+    the observed depth under their keypoints (one camera; resolves the depth ambiguity of a 2D
+    fit). Scaling a point about the camera centre keeps its projection, so the 2D fit is kept.
+
+    Args:
+        joints: (B, 21, 3) fitted joints, world. transl: (B, 3) their translations.
+        depth_at_keypoints: (B, 21) observed depth at the keypoints, metres (0: unknown).
+        world_to_cam: (4, 4). valid: (B, 21) bool keypoints used.
+        max_residual: after a first median shift, joints farther than this from the observed
+            depth (a keypoint on the object or the background) are left out of a second one.
+
+    Returns:
+        (B, 3) new translations (unchanged for frames with fewer than 3 usable keypoints).
+    """
+    R, t = world_to_cam[:3, :3].to(joints), world_to_cam[:3, 3].to(joints)
+    cam = joints @ R.T + t
+    d = depth_at_keypoints.to(joints)
+    ok = valid & (d > 0) & torch.isfinite(d)
+    out = transl.clone()
+    for b in range(joints.shape[0]):
+        sel = ok[b]
+        if int(sel.sum()) < 3:
+            continue
+        z = cam[b, sel, 2]
+        target = d[b, sel] + surface_offset
+        delta = torch.median(target - z)
+        close = (z + delta - target).abs() < max_residual
+        if int(close.sum()) >= 3:
+            delta = torch.median((target - z)[close])
+        centre = cam[b].mean(0)
+        shift_cam = centre * (delta / torch.clamp(centre[2], min=1e-3))
+        out[b] = transl[b] + R.T @ shift_cam
+    return out
+
+
 def fit_grasp_to_keypoints(model: KeypointModel, keypoints: torch.Tensor, K: torch.Tensor, world_to_cam: torch.Tensor,
                            object_rotvec: torch.Tensor, object_transl: torch.Tensor,
                            depth_at_keypoints: torch.Tensor | None = None, limit_weight: float = 50.0,
@@ -428,6 +476,9 @@ def fit_grasp_to_keypoints(model: KeypointModel, keypoints: torch.Tensor, K: tor
     Kd, Td = K.to(dt), world_to_cam.to(dt)
     first = fit_hand_to_keypoints(model, kp, Kd, Td, depth_at_keypoints, None, limit_weight, conf_threshold,
                                   robust_kind, robust_scale, per_frame_iterations, pose_prior)
+    if depth_at_keypoints is not None:
+        first = _replace_transl(first, align_depth(first.joints, first.transl, depth_at_keypoints[:, 0].to(dt),
+                                                   Td[0], _keypoint_weights(kp, conf_threshold)[:, 0] > 0))
     conf = _keypoint_weights(kp, conf_threshold)
     weight_frame = conf.sum((1, 2))
     shared0 = (weight_frame[:, None] * first.anatomical).sum(0) / torch.clamp(weight_frame.sum(), min=1e-12)
@@ -523,3 +574,78 @@ def select_grasp_frames(keypoints: np.ndarray, object_rotvec: np.ndarray, mask_f
         dmin[chosen] = -1
         chosen.append(int(np.argmax(dmin)))
     return np.sort(idx[chosen]).astype(np.int64)
+
+
+def fit_shape_to_keypoints(model: KeypointModel, keypoints: torch.Tensor, K: torch.Tensor, world_to_cam: torch.Tensor,
+                           init: HandFit, shape_prior: float = 5.0, limit_weight: float = 50.0,
+                           conf_threshold: float = 0.1, robust_kind: str = "geman_mcclure", robust_scale: float = 10.0,
+                           iterations: int = 20, pose_prior: float = 1e-2) -> torch.Tensor:
+    """Subject hand shape from the 2D keypoints of several cameras over M frames.
+
+    One set of betas shared by the M frames and each frame's wrist pose and finger angles are
+    fitted jointly (LM, block Jacobian), starting from per-frame fits ``init``; a prior
+    ``shape_prior |betas|^2`` (pixels^2) keeps the shape plausible. Needs several cameras (one
+    view cannot tell hand size from distance).
+
+    Args:
+        keypoints: (M, C, 21, 3) cues. K: (C, 3, 3); world_to_cam: (C, 4, 4).
+        init: :class:`HandFit` of the same M frames (with the mean shape).
+
+    Returns:
+        (S,) betas (float64).
+    """
+    M, C = _check_frames(keypoints, K, world_to_cam)
+    dt = model.v_template.dtype
+    kp = keypoints.to(dt)
+    Kd, Td = K.to(dt), world_to_cam.to(dt)
+    S = model.shapedirs.shape[2]
+    lower, upper = _limits(model)
+    conf = _keypoint_weights(kp, conf_threshold)
+    target = torch.nan_to_num(kp[..., :2])
+    sw = torch.sqrt(conf)
+    sqrt_nu, sqrt_mu, sqrt_b = float(limit_weight) ** 0.5, float(pose_prior) ** 0.5, float(shape_prior) ** 0.5
+    P = 51  # go 3, transl 3, anat 45
+
+    def frame_residual(xf: torch.Tensor) -> torch.Tensor:
+        """(M, S + 51) [betas copy, go, transl, anat] -> (M, C*42 + 90) residuals."""
+        b, go, tr, an = xf[:, :S], xf[:, S:S + 3], xf[:, S + 3:S + 6], xf[:, S + 6:]
+        j = model(go, an, tr, betas=b)
+        uv, _ = project_to_cameras(j, Kd, Td)
+        r = ((uv - target) * sw[..., None]).reshape(xf.shape[0], -1)
+        hinge = torch.relu(lower - an) + torch.relu(an - upper)
+        return torch.cat([r, sqrt_nu * hinge, sqrt_mu * an], 1)
+
+    def split(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x[0, :S].expand(M, S), x[0, S:].reshape(M, P)], 1)
+
+    def residual(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([frame_residual(split(x)).reshape(1, -1), sqrt_b * x[:, :S]], 1)
+
+    def jacobian(x: torch.Tensor) -> torch.Tensor:
+        Jf = batch_jacobian(frame_residual, split(x))  # (M, R, S + 51)
+        R = Jf.shape[1]
+        J = x.new_zeros(M * R + S, S + P * M)
+        for m in range(M):
+            J[m * R:(m + 1) * R, :S] = Jf[m, :, :S]
+            J[m * R:(m + 1) * R, S + P * m:S + P * (m + 1)] = Jf[m, :, S:]
+        J[M * R:, :S] = sqrt_b * torch.eye(S, dtype=x.dtype, device=x.device)
+        return J[None]
+
+    b0 = torch.zeros(S, dtype=dt, device=kp.device)
+    b0[: model.betas.shape[1]] = model.betas[0].to(dt)
+    x0 = torch.cat([b0, torch.cat([init.global_orient.to(dt), init.transl.to(dt), init.anatomical.to(dt)], 1).reshape(-1)])
+
+    def reweight(r: torch.Tensor, it: int) -> torch.Tensor:
+        w = torch.ones_like(r)
+        if robust_kind == "l2":
+            return w
+        R = C * 42 + 90
+        body = r[:, : M * R].reshape(M, R)[:, : C * 42].reshape(M, C * 21, 2)
+        wk = irls_weight_sq((body ** 2).sum(-1), robust_kind, robust_scale)
+        wf = torch.ones(M, R, dtype=r.dtype, device=r.device)
+        wf[:, : C * 42] = wk.repeat_interleave(2, dim=1)
+        w[:, : M * R] = wf.reshape(1, -1)
+        return w
+
+    res = levenberg_marquardt(residual, x0[None], iterations=iterations, jacobian_fn=jacobian, reweight_fn=reweight)
+    return res.x[0, :S].detach()

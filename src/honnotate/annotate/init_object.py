@@ -21,7 +21,7 @@ import numpy as np
 import roma
 import torch
 
-from honnotate.geometry.mesh import sample_surface
+from honnotate.geometry.mesh import farthest_vertex_subset, sample_surface
 from honnotate.geometry.mesh_query import MeshQuery
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "icp_point_to_plane",
     "refine_object_pose_icp",
     "align_object_to_cloud",
+    "object_pose_candidates",
 ]
 
 
@@ -106,7 +107,7 @@ def icp_point_to_plane(query: MeshQuery, cloud: np.ndarray, R: np.ndarray, t: np
     inl = np.zeros((H, N), bool)
     for it in range(iterations + 1):
         p_o = np.einsum("hji,hnj->hni", R, cloud[None] - t[:, None])  # R^T (p - t)
-        cp = query.closest(p_o.reshape(-1, 3), max_dist=1.0)
+        cp = query.closest(p_o.reshape(-1, 3), max_dist=1.0, winding=False)
         q_o = cp.points.reshape(H, N, 3)
         n_o = cp.normal.reshape(H, N, 3)
         dist = np.linalg.norm(p_o - q_o, axis=-1)
@@ -163,8 +164,10 @@ def _check_cloud(cloud) -> np.ndarray:
 
 
 def _free_space(samples: np.ndarray, normals: np.ndarray, R: np.ndarray, t: np.ndarray, K: np.ndarray,
-                depth: np.ndarray, margin: float, max_depth: float) -> np.ndarray:
-    """(H,) fraction of camera-facing mesh samples lying more than ``margin`` in front of observed depth."""
+                depth: np.ndarray, margin: float, max_depth: float, labels: np.ndarray | None = None) -> np.ndarray:
+    """(H,) fraction of camera-facing mesh samples lying more than ``margin`` in front of observed
+    depth, or (with ``labels``, (H, W) segmentation of the depth map's size) projecting onto a
+    pixel segmented as background."""
     p = np.einsum("hij,nj->hni", R, samples) + t[:, None]  # camera frame
     n = np.einsum("hij,nj->hni", R, normals)
     facing = np.einsum("hni,hni->hn", p, n) < 0
@@ -177,6 +180,9 @@ def _free_space(samples: np.ndarray, normals: np.ndarray, R: np.ndarray, t: np.n
     d = np.where(inside, depth[np.clip(v, 0, Hh - 1), np.clip(u, 0, Ww - 1)], 0.0)
     valid = facing & inside & (d > 0) & (d <= max_depth)
     bad = valid & (z < d - margin)
+    if labels is not None:
+        lab = np.where(inside, labels[np.clip(v, 0, Hh - 1), np.clip(u, 0, Ww - 1)], 255)
+        bad |= facing & inside & (lab == 0)
     return bad.sum(1) / np.maximum(facing.sum(1), 1)
 
 
@@ -185,7 +191,20 @@ def align_object_to_cloud(vertices: np.ndarray, faces: np.ndarray, cloud, world_
                           refine_iterations: int = 20, gate: float = 0.02, start_gate: float = 0.08,
                           push_back: float = 0.3, free_space_weight: float = 4.0, max_depth: float = 0.75,
                           keep: int = 8, max_points: int = 400, seed: int = 0) -> ObjectAlignment:
-    """Object pose from its segmented point cloud in one camera (no initial pose needed).
+    """Object pose from its segmented point cloud in one camera (no initial pose needed): the
+    best of :func:`object_pose_candidates` (see there for the arguments)."""
+    return object_pose_candidates(vertices, faces, cloud, world_to_cam, K, depth, num_directions, num_inplane,
+                                  icp_iterations, refine_iterations, gate, start_gate, push_back, free_space_weight,
+                                  max_depth, keep, max_points, seed)[0]
+
+
+def object_pose_candidates(vertices: np.ndarray, faces: np.ndarray, cloud, world_to_cam, K=None, depth=None,
+                           num_directions: int = 40, num_inplane: int = 4, icp_iterations: int = 12,
+                           refine_iterations: int = 20, gate: float = 0.02, start_gate: float = 0.08,
+                           push_back: float = 0.3, free_space_weight: float = 4.0, max_depth: float = 0.75,
+                           keep: int = 8, max_points: int = 400, seed: int = 0, anchors: int = 0,
+                           labels=None) -> list[ObjectAlignment]:
+    """Object pose hypotheses from its segmented point cloud (no initial pose needed), best first.
 
     Args:
         vertices: (V, 3) object-frame mesh, metres; faces: (F, 3) (outward normals).
@@ -201,9 +220,17 @@ def align_object_to_cloud(vertices: np.ndarray, faces: np.ndarray, cloud, world_
             squared robust residual normalised by gate^2).
         keep: hypotheses refined with ``refine_iterations`` more ICP iterations.
         max_points: cloud subsample size for the hypothesis stage.
+        anchors: also start with the cloud centroid on each of ``anchors`` surface points spread
+            over the mesh (for partial views, where the visible patch can be anywhere on the
+            object); 0: only the mesh centre pushed back along the ray.
+        labels: (H, W) segmentation of ``depth`` (0 background, 1 object, 2 hand): mesh samples
+            projecting onto background pixels count as free-space violations (catches poses
+            that stick out of the silhouette where the background depth is missing).
 
     Returns:
-        :class:`ObjectAlignment` (object-to-world).
+        ``keep`` :class:`ObjectAlignment` (object-to-world), sorted by score (best first). Near
+        duplicates are kept; a caller scoring them with the renderer removes the ambiguity of
+        shapes whose point clouds fit several poses (180-degree flips).
     """
     cloud = _check_cloud(cloud)
     V = np.asarray(vertices, dtype=np.float64)
@@ -221,7 +248,10 @@ def align_object_to_cloud(vertices: np.ndarray, faces: np.ndarray, cloud, world_
         raise ValueError(f"K: expected (3, 3), got {Kn.shape}")
     if Dn is not None and Dn.ndim != 2:
         raise ValueError(f"depth: expected (H, W) metres, got {Dn.shape}")
-    query = MeshQuery(V, F_)
+    Ln = None if labels is None else np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
+    if Ln is not None and (Dn is None or Ln.shape != Dn.shape):
+        raise ValueError(f"labels: expected the depth map's shape {None if Dn is None else Dn.shape}, got {Ln.shape}")
+    query = MeshQuery(V, F_, winding=False)
     cam = cloud @ T[:3, :3].T + T[:3, 3]
     rng = np.random.default_rng(seed)
     sub = cam if len(cam) <= max_points else cam[rng.choice(len(cam), max_points, replace=False)]
@@ -232,6 +262,11 @@ def align_object_to_cloud(vertices: np.ndarray, faces: np.ndarray, cloud, world_
     centre = c + push_back * radius * ray
     Rs = rotation_grid(num_directions, num_inplane)
     ts = centre[None] - Rs @ centre_o
+    if anchors > 0:
+        anchor_pts = V[farthest_vertex_subset(V, anchors, seed)]
+        R_all = [Rs] + [Rs] * len(anchor_pts)
+        t_all = [ts] + [c[None] - Rs @ a for a in anchor_pts]
+        Rs, ts = np.concatenate(R_all), np.concatenate(t_all)
     schedule = np.geomspace(max(start_gate, gate), gate, max(icp_iterations, 1))
     Rs, ts, dist, inl = icp_point_to_plane(query, sub, Rs, ts, icp_iterations, schedule)
     samples = normals = None
@@ -242,19 +277,21 @@ def align_object_to_cloud(vertices: np.ndarray, faces: np.ndarray, cloud, world_
     def score(R, t, dist):
         trunc = np.minimum(dist, gate) ** 2 / gate ** 2
         sc = trunc.mean(1)
-        fs = np.zeros(len(R)) if samples is None else _free_space(samples, normals, R, t, Kn, Dn, 0.01, max_depth)
+        fs = (np.zeros(len(R)) if samples is None
+              else _free_space(samples, normals, R, t, Kn, Dn, 0.01, max_depth, Ln))
         return sc + free_space_weight * fs, fs
 
     sc, _ = score(Rs, ts, dist)
     best = np.argsort(sc)[: max(1, keep)]
     Rb, tb, dist_b, inl_b = icp_point_to_plane(query, cam, Rs[best], ts[best], refine_iterations, gate)
     sc_b, fs_b = score(Rb, tb, dist_b)
-    k = int(np.argmin(sc_b))
-    R_cam, t_cam = Rb[k], tb[k]
     c2w = np.linalg.inv(T)
-    R_w = c2w[:3, :3] @ R_cam
-    t_w = c2w[:3, :3] @ t_cam + c2w[:3, 3]
-    d = dist_b[k][inl_b[k]]
-    res = float(np.sqrt(np.mean(d ** 2))) if len(d) else float("inf")
-    return ObjectAlignment(roma.rotmat_to_rotvec(torch.as_tensor(R_w)).numpy(), t_w, res,
-                           float(inl_b[k].mean()), float(fs_b[k]))
+    out = []
+    for k in np.argsort(sc_b):
+        R_w = c2w[:3, :3] @ Rb[k]
+        t_w = c2w[:3, :3] @ tb[k] + c2w[:3, 3]
+        d = dist_b[k][inl_b[k]]
+        res = float(np.sqrt(np.mean(d ** 2))) if len(d) else float("inf")
+        out.append(ObjectAlignment(roma.rotmat_to_rotvec(torch.as_tensor(R_w)).numpy(), t_w, res,
+                                   float(inl_b[k].mean()), float(fs_b[k])))
+    return out

@@ -430,6 +430,7 @@ def write_consolidated_npz(
     obj_trans=None,
     object_vertices=None,
     sequence_ids: Sequence[str] | None = None,
+    extra: dict | None = None,
 ) -> Path:
     """Write honnotate's consolidated annotation ``.npz`` (layout in the module docstring).
 
@@ -442,6 +443,8 @@ def write_consolidated_npz(
         obj_trans: optional ``(N, 3)`` metres.
         object_vertices: optional ``(V_o, 3)`` object-frame metres.
         sequence_ids: optional N sequence names.
+        extra: further named arrays stored as they are (e.g. the annotation pipeline's
+            residuals and flags); readers ignore them. Names must not clash with the above.
 
     Returns:
         The written path. Values are validated by reading the file back.
@@ -464,10 +467,16 @@ def write_consolidated_npz(
         raise ValueError("obj_rot and obj_trans must be given together")
     if sequence_ids is not None:
         arrays["sequence_ids"] = np.asarray(sequence_ids, dtype=str)
+    for key, value in (extra or {}).items():
+        if key in arrays or key in optional:
+            raise ValueError(f"extra: array name {key!r} clashes with a standard array")
+        arrays[key] = np.asarray(value)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
         np.savez(f, **arrays)
-    load_consolidated_npz(path)
+    load_consolidated_npz(tmp)
+    tmp.replace(path)
     return path
 
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-__all__ = ["face_normals", "face_areas", "vertex_normals", "sample_surface", "SurfaceSamples"]
+__all__ = ["face_normals", "face_areas", "vertex_normals", "sample_surface", "SurfaceSamples", "farthest_vertex_subset"]
 
 _EPS = 1e-12
 
@@ -140,3 +140,15 @@ def sample_surface(vertices: np.ndarray, faces: np.ndarray, n: int, seed: int = 
     points = np.einsum("nk,nkd->nd", bary, tri[face_ids])
     normals = cross[face_ids] / np.maximum(double_area[face_ids], 1e-300)[:, None]
     return SurfaceSamples(points=points, face_ids=face_ids, barycentric=bary, normals=normals)
+
+
+def farthest_vertex_subset(vertices: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """(count,) indices of ``vertices`` (V, 3) spread by farthest-point sampling."""
+    V = np.asarray(vertices, dtype=np.float64)
+    count = min(int(count), len(V))
+    chosen = [int(np.random.default_rng(seed).integers(len(V)))]
+    d = np.full(len(V), np.inf)
+    for _ in range(count - 1):
+        d = np.minimum(d, np.linalg.norm(V - V[chosen[-1]], axis=1))
+        chosen.append(int(np.argmax(d)))
+    return np.sort(np.asarray(chosen, dtype=np.int64))

@@ -15,6 +15,7 @@ import numpy as np
 __all__ = ["MeshQuery", "ClosestPoints"]
 
 _KERNEL = None
+_KERNEL_UNSIGNED = None
 
 
 def _warp():
@@ -48,6 +49,37 @@ def _kernel():
     return _KERNEL
 
 
+def _kernel_unsigned():
+    global _KERNEL_UNSIGNED
+    if _KERNEL_UNSIGNED is None:
+        wp = _warp()
+
+        @wp.kernel
+        def closest_unsigned_kernel(mesh: wp.uint64, pts: wp.array(dtype=wp.vec3), max_dist: float,
+                                    out_point: wp.array(dtype=wp.vec3), out_sign: wp.array(dtype=float),
+                                    out_face: wp.array(dtype=wp.int32), out_normal: wp.array(dtype=wp.vec3)):
+            tid = wp.tid()
+            p = pts[tid]
+            q = wp.mesh_query_point_no_sign(mesh, p, max_dist)
+            if q.result:
+                c = wp.mesh_eval_position(mesh, q.face, q.u, q.v)
+                n = wp.mesh_eval_face_normal(mesh, q.face)
+                out_point[tid] = c
+                out_face[tid] = q.face
+                out_normal[tid] = n
+                # sign from the closest face's normal (exact away from edges; no winding number)
+                if wp.dot(p - c, n) < 0.0:
+                    out_sign[tid] = -1.0
+                else:
+                    out_sign[tid] = 1.0
+            else:
+                out_face[tid] = -1
+                out_sign[tid] = 1.0
+
+        _KERNEL_UNSIGNED = closest_unsigned_kernel
+    return _KERNEL_UNSIGNED
+
+
 @dataclass(frozen=True)
 class ClosestPoints:
     """Result of :meth:`MeshQuery.closest` for N query points (numpy, float64, metres).
@@ -70,7 +102,7 @@ class MeshQuery:
     several faces, and for slightly open meshes).
     """
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, device: str = "cpu") -> None:
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, device: str = "cpu", winding: bool = True) -> None:
         vertices = np.ascontiguousarray(np.asarray(vertices, dtype=np.float32))
         faces = np.ascontiguousarray(np.asarray(faces, dtype=np.int32))
         if vertices.ndim != 2 or vertices.shape[1] != 3:
@@ -82,10 +114,17 @@ class MeshQuery:
         self.device = device
         self._points = wp.array(vertices, dtype=wp.vec3, device=device)
         self._indices = wp.array(faces.reshape(-1), dtype=wp.int32, device=device)
-        self._mesh = wp.Mesh(points=self._points, indices=self._indices, support_winding_number=True)
+        self._mesh = wp.Mesh(points=self._points, indices=self._indices, support_winding_number=winding)
+        self._winding = winding
 
-    def closest(self, points: np.ndarray, max_dist: float = 10.0) -> ClosestPoints:
-        """Closest surface points of ``points`` (N, 3) metres (see :class:`ClosestPoints`)."""
+    def closest(self, points: np.ndarray, max_dist: float = 10.0, winding: bool = True) -> ClosestPoints:
+        """Closest surface points of ``points`` (N, 3) metres (see :class:`ClosestPoints`).
+
+        ``winding=False`` skips the generalised winding number (several times faster); the sign
+        then comes from the closest face's normal, which can be wrong at points nearest to an
+        edge or vertex of a concave region."""
+        if winding and not self._winding:
+            raise ValueError("MeshQuery.closest(winding=True) needs a MeshQuery built with winding=True")
         pts = np.ascontiguousarray(np.asarray(points, dtype=np.float32).reshape(-1, 3))
         n = len(pts)
         wp = self._wp
@@ -97,7 +136,7 @@ class MeshQuery:
         out_s = wp.zeros(n, dtype=float, device=self.device)
         out_f = wp.zeros(n, dtype=wp.int32, device=self.device)
         out_n = wp.zeros(n, dtype=wp.vec3, device=self.device)
-        wp.launch(_kernel(), dim=n, inputs=[self._mesh.id, p, float(max_dist), out_p, out_s, out_f, out_n],
+        wp.launch(_kernel() if winding else _kernel_unsigned(), dim=n, inputs=[self._mesh.id, p, float(max_dist), out_p, out_s, out_f, out_n],
                   device=self.device)
         cp = out_p.numpy().astype(np.float64)
         sign = out_s.numpy().astype(np.float64)

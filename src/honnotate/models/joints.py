@@ -20,7 +20,7 @@ __all__ = [
     "MANO_JOINT_NAMES", "OPENPOSE_JOINT_NAMES", "FINGERS", "MANO_TO_OPENPOSE", "OPENPOSE_TO_MANO",
     "FINGER_JOINTS", "TIP_INDICES", "KEYPOINT_PARENTS", "SKELETON_BONES", "OPENPOSE_SKELETON_BONES",
     "mano_to_openpose", "openpose_to_mano", "finger_of", "pose_index",
-    "to_ho3d_hand", "from_ho3d_hand",
+    "to_ho3d_hand", "from_ho3d_hand", "ho3d_camera_annotation",
 ]
 
 FINGERS = ("thumb", "index", "middle", "ring", "pinky")
@@ -167,3 +167,51 @@ def from_ho3d_hand(d: dict, *, flat_hand_mean: bool, hands_mean: Any = None,
         "transl": _flat(d["handTrans"], 3, "handTrans"),
     }
     return {k: torch.as_tensor(v, dtype=dtype, device=device)[None] for k, v in out.items()}
+
+
+def ho3d_camera_annotation(cam_w2c: np.ndarray, K: np.ndarray, go_w, tr_w, hand_pose, betas, rest_wrist,
+                     joints_w: np.ndarray, obj_rot_w: np.ndarray, obj_tr_w: np.ndarray, corners_rest: np.ndarray,
+                     obj_name: str, hands_mean: np.ndarray | None) -> dict:
+    """One frame's HO-3D annotation (OpenGL camera frame) for one camera, from world-frame values.
+
+    Args:
+        cam_w2c: (4, 4) world-to-camera (OpenCV). K: (3, 3) intrinsics, pixels.
+        go_w, tr_w: (3,) MANO global_orient and transl, world frame. hand_pose: (45,) finger
+            axis-angle, flat-hand-mean. betas: (S,). rest_wrist: (3,) rest wrist joint J0 of the
+            shaped hand. joints_w: (21, 3) world joints, MANO order.
+        obj_rot_w, obj_tr_w: (3,) object-to-world axis-angle and translation.
+        corners_rest: (8, 3) object-frame bounding-box corners. obj_name: object name.
+        hands_mean: (45,) the model's hand mean (HO-3D handPose is flat-hand-mean).
+
+    Returns:
+        dict with handPose, handTrans, handBeta, handJoints3D, objRot, objTrans, objCorners3DRest,
+        objCorners3D, objName, objLabel, camMat (numpy, OpenGL camera frame, metres).
+    """
+    import roma
+
+    from honnotate.models.hand import rigid_transform_hand_params
+
+    F = np.diag([1.0, -1.0, -1.0])
+    Rc, tc = cam_w2c[:3, :3], cam_w2c[:3, 3]
+    # OpenCV camera frame, then the OpenGL flip (a rotation by pi about x: also rigid).
+    Q = F @ Rc
+    q = F @ tc
+    go, tr = rigid_transform_hand_params(torch.as_tensor(go_w[None]), torch.as_tensor(tr_w[None]),
+                                         torch.as_tensor(rest_wrist), torch.as_tensor(Q), torch.as_tensor(q))
+    hand = to_ho3d_hand(go[0], hand_pose, betas[:10] if len(betas) >= 10 else np.pad(betas, (0, 10 - len(betas))),
+                        tr[0], flat_hand_mean=True, hands_mean=hands_mean)
+    R_o = roma.rotvec_to_rotmat(torch.as_tensor(obj_rot_w)).numpy()
+    R_gl = Q @ R_o
+    t_gl = Q @ obj_tr_w + q
+    corners = corners_rest @ R_gl.T + t_gl
+    return {
+        **hand,
+        "handJoints3D": joints_w @ Q.T + q,
+        "objRot": roma.rotmat_to_rotvec(torch.as_tensor(R_gl)).numpy().reshape(3, 1),
+        "objTrans": t_gl,
+        "objCorners3DRest": corners_rest,
+        "objCorners3D": corners,
+        "objName": obj_name,
+        "objLabel": 1,
+        "camMat": K,
+    }

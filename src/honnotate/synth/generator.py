@@ -162,39 +162,6 @@ def _hand_colors(n_vertices: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(tone[None] * (1 + rng.normal(0, 0.03, (n_vertices, 1))), 0, 1)
 
 
-def _ho3d_annotation(cam_w2c: np.ndarray, K: np.ndarray, go_w, tr_w, hand_pose, betas, rest_wrist,
-                     joints_w: np.ndarray, obj_rot_w: np.ndarray, obj_tr_w: np.ndarray, corners_rest: np.ndarray,
-                     obj_name: str, hands_mean: np.ndarray | None) -> dict:
-    """One frame's HO-3D annotation (OpenGL camera frame) for one camera."""
-    from honnotate.models.hand import rigid_transform_hand_params
-    from honnotate.models.joints import to_ho3d_hand
-
-    F = np.diag([1.0, -1.0, -1.0])
-    Rc, tc = cam_w2c[:3, :3], cam_w2c[:3, 3]
-    # OpenCV camera frame, then the OpenGL flip (a rotation by pi about x: also rigid).
-    Q = F @ Rc
-    q = F @ tc
-    go, tr = rigid_transform_hand_params(torch.as_tensor(go_w[None]), torch.as_tensor(tr_w[None]),
-                                         torch.as_tensor(rest_wrist), torch.as_tensor(Q), torch.as_tensor(q))
-    hand = to_ho3d_hand(go[0], hand_pose, betas[:10] if len(betas) >= 10 else np.pad(betas, (0, 10 - len(betas))),
-                        tr[0], flat_hand_mean=True, hands_mean=hands_mean)
-    R_o = roma.rotvec_to_rotmat(torch.as_tensor(obj_rot_w)).numpy()
-    R_gl = Q @ R_o
-    t_gl = Q @ obj_tr_w + q
-    corners = corners_rest @ R_gl.T + t_gl
-    return {
-        **hand,
-        "handJoints3D": joints_w @ Q.T + q,
-        "objRot": roma.rotmat_to_rotvec(torch.as_tensor(R_gl)).numpy().reshape(3, 1),
-        "objTrans": t_gl,
-        "objCorners3DRest": corners_rest,
-        "objCorners3D": corners,
-        "objName": obj_name,
-        "objLabel": 1,
-        "camMat": K,
-    }
-
-
 def _visibility(uv: np.ndarray, z: np.ndarray, labels: np.ndarray, depth: np.ndarray, tol: float = 0.02) -> np.ndarray:
     """(21,) bool: joint in the image, on a hand pixel whose rendered depth is within ``tol``
     of the joint's depth (joints lie ~1 cm inside the finger surface)."""
@@ -227,6 +194,7 @@ def generate_sequence(out_dir: str | Path, config: SynthConfig = SynthConfig(), 
     from honnotate.io.ho3d import write_ho3d_annotation
     from honnotate.io.sequence import SequenceWriter
     from honnotate.models.hand import HandModel
+    from honnotate.models.joints import ho3d_camera_annotation
     from honnotate.models.object import make_object
     from honnotate.models.open_hand import load_open_hand
     from honnotate.render.renderer import HAND_LABEL, OBJECT_LABEL, Renderer, SceneMesh
@@ -347,7 +315,7 @@ def generate_sequence(out_dir: str | Path, config: SynthConfig = SynthConfig(), 
                 writer.write_frame(t, cam.name, rgb=img8, depth=depth, segmentation=seg_cue, keypoints2d=kp_cue)
                 name = writer.frame_name(t)
                 write_segmentation(gt / "segmentation" / cam.name / f"{name}.png", seg, durable=False)
-                ann = _ho3d_annotation(cam.world_to_cam().double().numpy(), cam.K.double().numpy(),
+                ann = ho3d_camera_annotation(cam.world_to_cam().double().numpy(), cam.K.double().numpy(),
                                        go_w[t].numpy(), tr_w[t].numpy(), pose[t].numpy(), betas,
                                        ho.rest_joints[t, 0].numpy(), joints_w[t].numpy(), traj.rotvec[t],
                                        traj.transl[t], corners_rest, obj.name, hands_mean)

@@ -1,0 +1,350 @@
+"""The stages of the single- and multi-camera pipelines (paper Sec. 4), as library functions.
+
+Each stage takes the :class:`~honnotate.annotate.problem.AnnotationProblem`, the current
+:class:`~honnotate.annotate.problem.SequenceState` and its config, updates the state and
+returns per-frame residuals. Per-frame and per-batch stages take a ``start`` position and an
+``on_step(position, residuals)`` callback so that the pipeline can checkpoint and resume them
+exactly (every unit of work depends only on the state saved before it).
+
+Order of the per-frame stages: from the start frame ``t0`` (where the object was found)
+forwards to the last frame, then backwards from ``t0 - 1`` to the first frame, each frame warm
+started from its already-processed neighbour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import roma
+import torch
+
+from honnotate.annotate.config import AnnotateConfig, StageConfig
+from honnotate.annotate.grasp import grasp_to_world
+from honnotate.annotate.init_hand import (
+    KeypointModel,
+    fit_grasp_to_keypoints,
+    fit_hand_to_keypoints,
+    fit_shape_to_keypoints,
+    select_grasp_frames,
+)
+from honnotate.annotate.init_object import object_pose_candidates
+from honnotate.annotate.observations import flag_bit
+from honnotate.annotate.problem import AnnotationProblem, SequenceState, WindowSpec, optimize_window
+from honnotate.render.renderer import HAND_LABEL, OBJECT_LABEL
+
+__all__ = [
+    "tracking_order",
+    "batch_windows",
+    "init_object_first_frame",
+    "track_objects",
+    "init_hands_multi",
+    "init_hands_single",
+    "refine_grasp",
+    "track_frames",
+    "refine_batches",
+]
+
+OnStep = Callable[[int, dict[str, np.ndarray]], None] | None
+
+
+def _run(problem: AnnotationProblem, frames, state: SequenceState, stage: StageConfig, spec: WindowSpec,
+         steps: int | None = None) -> dict[str, np.ndarray]:
+    return optimize_window(problem, frames, state, stage.steps if steps is None else steps, stage.term_weights(),
+                           stage.scale, spec, stage.lr, stage.lr_translation, stage.lr_final_fraction, stage.beta1)
+
+
+def tracking_order(T: int, t0: int) -> list[int]:
+    """Frames in processing order: t0..T-1 then t0-1..0."""
+    return list(range(t0, T)) + list(range(t0 - 1, -1, -1))
+
+
+def batch_windows(T: int, size: int, overlap: int) -> list[np.ndarray]:
+    """Consecutive windows of ``size`` frames covering 0..T-1, neighbours sharing ``overlap``."""
+    size = max(1, min(size, T))
+    stride = max(1, size - min(overlap, size - 1))
+    starts = list(range(0, max(T - size, 0) + 1, stride))
+    if starts[-1] + size < T:
+        starts.append(T - size)
+    return [np.arange(s, s + size) for s in starts]
+
+
+# -- object ------------------------------------------------------------------------------------
+
+def _best_object_camera(problem: AnnotationProblem, t: int) -> int:
+    return int(np.argmax(problem.obs.mask_fraction[t]))
+
+
+def init_object_first_frame(problem: AnnotationProblem, state: SequenceState, config: AnnotateConfig,
+                            object_stage: StageConfig, meta_pose=None) -> dict:
+    """First-frame object pose: ``meta_pose`` (rotvec, transl) when given, else ICP hypotheses on
+    the fused object cloud scored by the rendered energy after a short refinement.
+
+    Writes the pose of the start frame into ``state`` and returns
+    ``{"frame": t0, "source": ..., "candidates": [(energy, rotvec, transl), ...]}``.
+    """
+    obs = problem.obs
+    oc = config.object_init
+    pts, ok = problem.clouds[OBJECT_LABEL]
+    counts = ok.sum(1).cpu().numpy()
+    if meta_pose is not None:
+        t0 = 0
+        state.obj_rotvec[t0], state.obj_transl[t0] = meta_pose
+        _run(problem, [t0], state, object_stage, WindowSpec(hand="none"), steps=oc.steps)
+        return {"frame": t0, "source": "meta.yaml", "candidates": []}
+    eligible = np.flatnonzero(counts >= min(oc.min_points, config.cloud_points))
+    if len(eligible) == 0:
+        best = int(np.argmax(counts))
+        if counts[best] < 10:
+            raise ValueError(f"{problem.obs.frame_ids}: no frame has object points (segmentation label 1 with "
+                             "depth); cannot place the object. Check the segmentation cues or give "
+                             "object_rotvec_init / object_trans_init in meta.yaml")
+        eligible = np.array([best])
+    t0 = int(eligible[0])
+    c = _best_object_camera(problem, t0)
+    cam = obs.cameras[c]
+    w, h = obs.size_at(obs.scale)
+    depth = obs.depth[t0, c].double().numpy()
+    cloud = pts[t0][ok[t0]].double().cpu().numpy()
+    cands = object_pose_candidates(problem.object_vertices.double().cpu().numpy(),
+                                   problem.object_faces.cpu().numpy(), cloud, cam.world_to_cam().double().numpy(),
+                                   cam.rescaled(w, h).K.double().numpy(), depth, num_directions=oc.directions,
+                                   num_inplane=oc.inplane, keep=4 * max(oc.candidates, 1), anchors=oc.anchors,
+                                   labels=obs.segmentation[t0, c].numpy())
+    scored = []
+    stage = object_stage.model_copy(update={"scale": oc.scale})
+    for cand in _distinct(cands, oc.candidates):
+        trial = state.copy()
+        trial.obj_rotvec[t0], trial.obj_transl[t0] = cand.rotvec, cand.transl
+        r = _run(problem, [t0], trial, stage, WindowSpec(hand="none"), steps=oc.steps)
+        scored.append((float(r["total"][0]), trial.obj_rotvec[t0].copy(), trial.obj_transl[t0].copy()))
+    scored.sort(key=lambda x: x[0])
+    state.obj_rotvec[t0], state.obj_transl[t0] = scored[0][1], scored[0][2]
+    return {"frame": t0, "source": "depth", "candidates": [(e, r.tolist(), t.tolist()) for e, r, t in scored]}
+
+
+def _distinct(cands, count: int, min_dist: float = 0.01, min_angle: float = 0.2) -> list:
+    """The first ``count`` candidates that differ from every earlier kept one by more than
+    ``min_dist`` metres or ``min_angle`` radians."""
+    kept = []
+    for c in cands:
+        R = roma.rotvec_to_rotmat(torch.as_tensor(c.rotvec)).numpy()
+        dup = False
+        for k in kept:
+            Rk = roma.rotvec_to_rotmat(torch.as_tensor(k.rotvec)).numpy()
+            ang = np.arccos(np.clip((np.trace(R.T @ Rk) - 1) / 2, -1, 1))
+            if np.linalg.norm(c.transl - k.transl) < min_dist and ang < min_angle:
+                dup = True
+                break
+        if not dup:
+            kept.append(c)
+        if len(kept) == count:
+            break
+    return kept
+
+
+def _warm_start_object(state: SequenceState, t: int, prev: int) -> None:
+    state.obj_rotvec[t] = state.obj_rotvec[prev]
+    state.obj_transl[t] = state.obj_transl[prev]
+
+
+def _has_object(problem: AnnotationProblem, t: int) -> bool:
+    return not problem.obs.flags[t] & flag_bit("empty_object_mask")
+
+
+def track_objects(problem: AnnotationProblem, state: SequenceState, stage: StageConfig, t0: int, start: int = 0,
+                  on_step: OnStep = None) -> None:
+    """Object-only tracking (reference stage 1): each frame from its neighbour's pose, hand
+    pixels ignored. ``start``: position in :func:`tracking_order` to resume from."""
+    order = tracking_order(problem.obs.num_frames, t0)
+    for pos in range(start, len(order)):
+        t = order[pos]
+        if t != t0:
+            _warm_start_object(state, t, t - 1 if t > t0 else t + 1)
+        r = _run(problem, [t], state, stage, WindowSpec(hand="none")) if _has_object(problem, t) else {}
+        if on_step is not None:
+            on_step(pos, r)
+
+
+# -- hand initialisation --------------------------------------------------------------------------
+
+def _keypoint_model(problem: AnnotationProblem, betas) -> KeypointModel:
+    return KeypointModel(problem.hand, torch.as_tensor(np.asarray(betas)), dtype=torch.float64)
+
+
+def _fill_missing(values: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """Copy each bad frame's value from the nearest good frame."""
+    idx = np.flatnonzero(good)
+    if len(idx) == 0 or good.all():
+        return values
+    out = values.copy()
+    for t in np.flatnonzero(~good):
+        out[t] = values[idx[np.argmin(np.abs(idx - t))]]
+    return out
+
+
+def init_hands_multi(problem: AnnotationProblem, state: SequenceState, config: AnnotateConfig, estimate_shape: bool,
+                     chunk: int = 20, start: int = 0, on_step: OnStep = None) -> None:
+    """Multi-camera hand initialisation (paper Eq. 11): optional shared shape from keypoints,
+    then a per-frame LM fit in chunks of ``chunk`` frames (``start``: chunk to resume from);
+    frames without keypoints copy their nearest fitted neighbour."""
+    hc = config.hand_init
+    obs = problem.obs
+    kp = obs.keypoints.double()
+    K = torch.stack([c.K for c in obs.cameras]).double()
+    w2c = torch.stack([c.world_to_cam() for c in obs.cameras]).double()
+    good = ~(obs.flags & flag_bit("no_keypoints")).astype(bool)
+    frames = np.flatnonzero(good)
+    if len(frames) == 0:
+        raise ValueError("no frame has 6 or more confident 2D keypoints in any camera; cannot initialise the hand "
+                         "(check keypoints2d/ cues)")
+    if estimate_shape and start == 0:
+        n_conf = (kp[..., 2] > hc.conf_threshold).sum((1, 2)).numpy()
+        pick = frames[np.argsort(-n_conf[frames], kind="stable")[: hc.shape_frames]]
+        model = _keypoint_model(problem, state.betas)
+        fit = fit_hand_to_keypoints(model, kp[pick], K, w2c, limit_weight=hc.limit_weight,
+                                    conf_threshold=hc.conf_threshold, iterations=hc.iterations)
+        state.betas[:] = fit_shape_to_keypoints(model, kp[pick], K, w2c, fit, hc.shape_prior, hc.limit_weight,
+                                                hc.conf_threshold).numpy()
+    model = _keypoint_model(problem, state.betas)
+    chunks = [frames[i:i + chunk] for i in range(0, len(frames), chunk)]
+    for ci in range(start, len(chunks)):
+        f = chunks[ci]
+        fit = fit_hand_to_keypoints(model, kp[f], K, w2c, limit_weight=hc.limit_weight,
+                                    conf_threshold=hc.conf_threshold, iterations=hc.iterations)
+        state.hand_go[f] = fit.global_orient.numpy()
+        state.hand_transl[f] = fit.transl.numpy()
+        state.hand_anat[f] = fit.anatomical.numpy()
+        if on_step is not None:
+            on_step(ci, {"reprojection_px": fit.reprojection_error.numpy()})
+    for name in ("hand_go", "hand_transl", "hand_anat"):
+        setattr(state, name, _fill_missing(getattr(state, name), good))
+
+
+def _depth_at_keypoints(problem: AnnotationProblem, frames: np.ndarray) -> torch.Tensor:
+    """(F, C, 21) observed depth (tracking resolution) under each keypoint, metres; 0 where unknown
+    or where the pixel is not segmented as hand (an occluded joint sees the object or background)."""
+    obs = problem.obs
+    kp = obs.keypoints[frames]
+    u = torch.round(kp[..., 0] * obs.scale - 0.5 + 0.5 * obs.scale).long()
+    v = torch.round(kp[..., 1] * obs.scale - 0.5 + 0.5 * obs.scale).long()
+    h, w = obs.depth.shape[-2:]
+    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h) & (kp[..., 2] > 0)
+    d = obs.depth[frames]
+    seg = obs.segmentation[frames]
+    F_, C = kp.shape[:2]
+    out = torch.zeros(F_, C, 21)
+    for i in range(F_):
+        for c in range(C):
+            ok = inside[i, c]
+            vals = d[i, c, v[i, c, ok], u[i, c, ok]]
+            on_hand = seg[i, c, v[i, c, ok], u[i, c, ok]] == HAND_LABEL
+            out[i, c, ok] = torch.where(on_hand, vals, torch.zeros_like(vals))
+    return out.double()
+
+
+def init_hands_single(problem: AnnotationProblem, state: SequenceState, config: AnnotateConfig) -> dict:
+    """Single-camera hand initialisation (paper Eq. 12): one grasp shared over frames chosen by
+    :func:`~honnotate.annotate.init_hand.select_grasp_frames`, then every frame's hand placed
+    through the grasp on its tracked object pose. Returns ``{"frames": [...], "reprojection_px": ...}``."""
+    hc = config.hand_init
+    obs = problem.obs
+    kp = obs.keypoints[:, 0].double()
+    sel = select_grasp_frames(kp.numpy(), state.obj_rotvec, obs.mask_fraction[:, 0], count=hc.grasp_frames,
+                              conf_threshold=max(hc.conf_threshold, 0.3), min_joints=8)
+    if len(sel) == 0:
+        sel = np.flatnonzero(~(obs.flags & flag_bit("no_keypoints")).astype(bool))[: hc.grasp_frames]
+    if len(sel) == 0:
+        raise ValueError("no frame has 6 or more confident 2D keypoints; cannot initialise the hand "
+                         "(check keypoints2d/ cues)")
+    model = _keypoint_model(problem, state.betas)
+    K = obs.cameras[0].K.double()[None]
+    w2c = obs.cameras[0].world_to_cam().double()[None]
+    fit = fit_grasp_to_keypoints(model, obs.keypoints[sel].double(), K, w2c,
+                                 torch.as_tensor(state.obj_rotvec[sel]), torch.as_tensor(state.obj_transl[sel]),
+                                 _depth_at_keypoints(problem, sel), limit_weight=hc.limit_weight,
+                                 conf_threshold=hc.conf_threshold, per_frame_iterations=hc.iterations)
+    _apply_grasp(problem, state, fit.rel_rotvec, fit.rel_transl, fit.anatomical.numpy())
+    return {"frames": sel.tolist(), "reprojection_px": fit.reprojection_error.numpy().tolist()}
+
+
+def _apply_grasp(problem: AnnotationProblem, state: SequenceState, rel_rotvec, rel_transl, anat: np.ndarray) -> None:
+    """Every frame's hand from one grasp (object frame) and its object pose."""
+    T = state.obj_rotvec.shape[0]
+    j0 = problem.rest_wrist(torch.as_tensor(state.betas, dtype=problem.dtype)[None]).double().cpu()
+    go, tr = grasp_to_world(torch.as_tensor(rel_rotvec).double().reshape(1, 3),
+                            torch.as_tensor(rel_transl).double().reshape(1, 3),
+                            torch.as_tensor(state.obj_rotvec), torch.as_tensor(state.obj_transl), j0)
+    state.hand_go[:] = go.numpy()
+    state.hand_transl[:] = tr.numpy()
+    state.hand_anat[:] = np.broadcast_to(np.asarray(anat).reshape(1, 45), (T, 45))
+
+
+# -- single-camera grasp refinement and tracking ---------------------------------------------------
+
+def refine_grasp(problem: AnnotationProblem, state: SequenceState, frames: np.ndarray, stage: StageConfig,
+                 finger_delay: int, estimate_shape: bool) -> dict[str, np.ndarray]:
+    """Paper Eq. 13: one grasp (relative wrist pose and finger angles) shared by ``frames``, their
+    object poses free too (and the shape when ``estimate_shape``); then every frame's hand is
+    re-attached through the refined grasp."""
+    frames = np.asarray(frames, dtype=np.int64)
+    spec = WindowSpec(hand="grasp", share_rigid=True, share_fingers=True, finger_delay=finger_delay,
+                      betas_free=estimate_shape)
+    r = _run(problem, frames, state, stage, spec)
+    from honnotate.annotate.grasp import world_to_grasp
+
+    j0 = problem.rest_wrist(torch.as_tensor(state.betas, dtype=problem.dtype)[None]).double().cpu()
+    t = frames[:1]
+    rel_r, rel_t = world_to_grasp(torch.as_tensor(state.hand_go[t]), torch.as_tensor(state.hand_transl[t]),
+                                  torch.as_tensor(state.obj_rotvec[t]), torch.as_tensor(state.obj_transl[t]), j0)
+    _apply_grasp(problem, state, rel_r, rel_t, state.hand_anat[frames[0]])
+    return r
+
+
+def track_frames(problem: AnnotationProblem, state: SequenceState, stage: StageConfig, t0: int, mode: str,
+                 start: int = 0, on_step: OnStep = None, warm_start_object: bool = True) -> None:
+    """Frame-by-frame tracking.
+
+    mode "grasp" (single camera, reference stage "hand+object tracking"): the object pose per
+    frame, the hand rigidly attached through the grasp (fingers fixed). mode "world"
+    (multi-camera): object and hand (wrist and fingers) per frame, the hand starting from its
+    keypoint initialisation, the object from the neighbouring frame when ``warm_start_object``.
+    """
+    order = tracking_order(problem.obs.num_frames, t0)
+    spec = (WindowSpec(hand="grasp", rigid_free=False, fingers_free=False) if mode == "grasp"
+            else WindowSpec(hand="world"))
+    for pos in range(start, len(order)):
+        t = order[pos]
+        if warm_start_object and t != t0 and mode == "world":
+            _warm_start_object(state, t, t - 1 if t > t0 else t + 1)
+        r = _run(problem, [t], state, stage, spec)
+        if on_step is not None:
+            on_step(pos, r)
+
+
+def refine_batches(problem: AnnotationProblem, state: SequenceState, stage: StageConfig, batch_size: int,
+                   overlap: int, mode: str, estimate_shape: bool = False, start: int = 0,
+                   on_step: OnStep = None) -> None:
+    """Joint multi-frame optimisation in overlapping batches with the temporal terms.
+
+    mode "grasp" (single camera, reference refinement): per batch a shared relative wrist pose,
+    per-frame finger angles and object poses. mode "world" (multi-camera, paper Eq. 1): every
+    parameter per frame. ``estimate_shape``: the shared betas are free too.
+    """
+    windows = batch_windows(problem.obs.num_frames, batch_size, overlap)
+    spec = (WindowSpec(hand="grasp", share_rigid=True, betas_free=estimate_shape) if mode == "grasp"
+            else WindowSpec(hand="world", betas_free=estimate_shape))
+    for wi in range(start, len(windows)):
+        r = _run(problem, windows[wi], state, stage, spec)
+        if on_step is not None:
+            on_step(wi, r)
+
+
+def object_vertex_error(vertices: np.ndarray, rotvec_a: np.ndarray, transl_a: np.ndarray, rotvec_b: np.ndarray,
+                        transl_b: np.ndarray) -> np.ndarray:
+    """(T,) mean distance between the object's vertices posed two ways, metres."""
+    Ra = roma.rotvec_to_rotmat(torch.as_tensor(rotvec_a)).numpy()
+    Rb = roma.rotvec_to_rotmat(torch.as_tensor(rotvec_b)).numpy()
+    pa = np.einsum("tij,vj->tvi", Ra, vertices) + transl_a[:, None]
+    pb = np.einsum("tij,vj->tvi", Rb, vertices) + transl_b[:, None]
+    return np.linalg.norm(pa - pb, axis=-1).mean(-1)
