@@ -133,7 +133,9 @@ class TestHandInit:
         go, tr = grasp_to_world(rel_r, rel_t, obj_r, obj_t, kpmodel.rest_wrist)
         joints = kpmodel(go, anat.expand(T_, 45), tr)
         uv, z = project_to_cameras(joints, K, w2c)
-        depth = z  # depth at the keypoints (a depth camera) fixes the scale ambiguity of one view
+        # depth at the keypoints (a depth camera sees the skin ~8 mm in front of the joint) fixes the
+        # scale ambiguity of one view
+        depth = z - 0.008
         kp = torch.cat([uv, torch.ones(*uv.shape[:-1], 1, dtype=D)], -1)
         fit = fit_grasp_to_keypoints(kpmodel, kp, K, w2c, obj_r, obj_t, depth_at_keypoints=depth)
         assert fit.global_orient.shape == (T_, 3) and fit.anatomical.shape == (45,)

@@ -462,7 +462,9 @@ def fit_grasp_to_keypoints(model: KeypointModel, keypoints: torch.Tensor, K: tor
     Args:
         keypoints: (T, C, 21, 3) cues (usually C = 1). K: (C, 3, 3); world_to_cam: (C, 4, 4).
         object_rotvec, object_transl: (T, 3) object-to-world poses of those frames.
-        depth_at_keypoints: (T, C, 21) metres or None (wrist guess only).
+        depth_at_keypoints: (T, C, 21) observed (skin) depth under the keypoints, metres (0 where
+            unknown or not on the hand), or None. Used for the wrist guess and to place each
+            frame's hand along the viewing rays (:func:`align_depth`, joints 8 mm behind the skin).
 
     Returns:
         :class:`GraspFit`.
@@ -522,6 +524,10 @@ def fit_grasp_to_keypoints(model: KeypointModel, keypoints: torch.Tensor, K: tor
     go, tr, anat = xf[:, 45:48], xf[:, 48:51], res.x[0, :45]
     with torch.no_grad():
         j = model(go, anat.expand(T_, 45), tr)
+        if depth_at_keypoints is not None:  # the shared fit can slide along the rays again
+            tr2 = align_depth(j, tr, depth_at_keypoints[:, 0].to(dt), Td[0], conf[:, 0] > 0)
+            j = j + (tr2 - tr)[:, None]
+            tr = tr2
         err = _reprojection_error(j, kp, Kd, Td, conf_threshold)
     rel_r, rel_t = world_to_grasp(go, tr, object_rotvec.to(dt), object_transl.to(dt), model.rest_wrist)
     w = 1.0 / torch.clamp(err, min=0.5)

@@ -33,7 +33,6 @@ from honnotate.annotate.terms import (
     depth_energy,
     keypoints2d_energy,
     mask_energy,
-    temporal_energy,
     velocity_energy,
 )
 from honnotate.annotate.weights import TermSettings, TermWeights, total_energy
@@ -145,6 +144,7 @@ class AnnotationProblem:
             rest = hand(torch.zeros(1, 3, **dd), torch.zeros(1, 45, **dd)).vertices[0].cpu().numpy()
         self.phy_ids = torch.as_tensor(farthest_vertex_subset(rest, settings.phy_num_vertices), device=self.device)
         self._maps: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.icp_query = None  # object BVH for ICP warm starts (built on first use)
 
     # -- data at a resolution -----------------------------------------------------------------
     def maps(self, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -239,14 +239,18 @@ class AnnotationProblem:
             pts = hand_out.joints if st.phy_mode == "joints" else hand_out.vertices[:, self.phy_ids]
             terms["interpenetration"] = self._interpenetration(pts, R_o, t_o)
         if B >= 2 and hand_out is not None:
-            rv = roma.rotmat_to_rotvec(R_o)
+            # rotations enter the temporal terms through their frame-to-frame increments
+            # log(R_t R_{t-1}^T), continuous everywhere (a rotation vector jumps near pi)
+            w_o = _angular_steps(R_o)
             if weights.temporal > 0:
-                terms["temporal"] = temporal_energy(torch.cat([hand_go, hand_anat, hand_transl], 1),
-                                                    torch.cat([rv, t_o], 1))
+                R_h = roma.rotvec_to_rotmat(hand_go)
+                terms["temporal"] = _increment_energy(torch.cat([_angular_steps(R_h), _diff(hand_anat),
+                                                                 _diff(hand_transl)], 1)) + \
+                    _increment_energy(torch.cat([w_o, _diff(t_o)], 1))
             if weights.hand_accel > 0:
                 terms["hand_accel"] = acceleration_energy(hand_anat)
             if weights.object_rot_accel > 0:
-                terms["object_rot_accel"] = acceleration_energy(rv)
+                terms["object_rot_accel"] = torch.cat([w_o.new_zeros(1), velocity_energy(w_o[1:])])
             if weights.object_trans_vel > 0:
                 terms["object_trans_vel"] = velocity_energy(t_o)
         return total_energy(terms, weights)
@@ -270,6 +274,25 @@ class AnnotationProblem:
         closest, normals, found = self.object_query(p_o, max_dist=0.05)
         exp, margin = self.settings.phy_parameters
         return interpenetration_energy(p_o, closest, normals, exp, margin, found)
+
+
+def _angular_steps(R: torch.Tensor) -> torch.Tensor:
+    """(B, 3): 0 for frame 0, then log(R_t R_{t-1}^T) (axis-angle of each frame-to-frame rotation)."""
+    w = roma.rotmat_to_rotvec(R[1:] @ R[:-1].transpose(-1, -2))
+    return torch.cat([w.new_zeros(1, 3), w])
+
+
+def _diff(x: torch.Tensor) -> torch.Tensor:
+    """(B, D): 0 for frame 0, then x_t - x_{t-1}."""
+    return torch.cat([x.new_zeros(1, x.shape[1]), x[1:] - x[:-1]])
+
+
+def _increment_energy(d: torch.Tensor) -> torch.Tensor:
+    """Paper E_tc on increments d_t (B, D), d_0 = 0: |d_t|^2 + |d_t - d_{t-1}|^2 per frame
+    (the acceleration part from frame 2 on)."""
+    e = (d * d).sum(-1)
+    a = torch.cat([d.new_zeros(2), ((d[2:] - d[1:-1]) ** 2).sum(-1)]) if d.shape[0] > 2 else torch.zeros_like(e)
+    return e + a
 
 
 def _lr_lambda(steps: int, final_fraction: float):

@@ -28,7 +28,7 @@ from honnotate.annotate.init_hand import (
     fit_shape_to_keypoints,
     select_grasp_frames,
 )
-from honnotate.annotate.init_object import object_pose_candidates
+from honnotate.annotate.init_object import object_pose_candidates, refine_object_pose_icp
 from honnotate.annotate.observations import flag_bit
 from honnotate.annotate.problem import AnnotationProblem, SequenceState, WindowSpec, optimize_window
 from honnotate.render.renderer import HAND_LABEL, OBJECT_LABEL
@@ -87,10 +87,17 @@ def init_object_first_frame(problem: AnnotationProblem, state: SequenceState, co
     oc = config.object_init
     pts, ok = problem.clouds[OBJECT_LABEL]
     counts = ok.sum(1).cpu().numpy()
+    stage = object_stage.model_copy(update={"scale": oc.scale, "lr": 0.01, "lr_translation": 0.002})
     if meta_pose is not None:
         t0 = 0
-        state.obj_rotvec[t0], state.obj_transl[t0] = meta_pose
-        _run(problem, [t0], state, object_stage, WindowSpec(hand="none"), steps=oc.steps)
+        rv, tr = np.asarray(meta_pose[0], dtype=np.float64), np.asarray(meta_pose[1], dtype=np.float64)
+        if counts[t0] >= 10:  # ICP from the rough pose, then the rendered energy
+            a = refine_object_pose_icp(problem.object_vertices.double().cpu().numpy(),
+                                       problem.object_faces.cpu().numpy(), pts[t0][ok[t0]].double().cpu().numpy(),
+                                       rv, tr, gate=0.03)
+            rv, tr = a.rotvec, a.transl
+        state.obj_rotvec[t0], state.obj_transl[t0] = rv, tr
+        _run(problem, [t0], state, stage, WindowSpec(hand="none"), steps=oc.steps)
         return {"frame": t0, "source": "meta.yaml", "candidates": []}
     eligible = np.flatnonzero(counts >= min(oc.min_points, config.cloud_points))
     if len(eligible) == 0:
@@ -112,7 +119,6 @@ def init_object_first_frame(problem: AnnotationProblem, state: SequenceState, co
                                    num_inplane=oc.inplane, keep=4 * max(oc.candidates, 1), anchors=oc.anchors,
                                    labels=obs.segmentation[t0, c].numpy())
     scored = []
-    stage = object_stage.model_copy(update={"scale": oc.scale})
     for cand in _distinct(cands, oc.candidates):
         trial = state.copy()
         trial.obj_rotvec[t0], trial.obj_transl[t0] = cand.rotvec, cand.transl
@@ -143,9 +149,26 @@ def _distinct(cands, count: int, min_dist: float = 0.01, min_angle: float = 0.2)
     return kept
 
 
-def _warm_start_object(state: SequenceState, t: int, prev: int) -> None:
+def _warm_start_object(state: SequenceState, t: int, prev: int, problem: AnnotationProblem | None = None) -> None:
+    """Frame t's object pose from frame ``prev``'s, followed by point-to-plane ICP on frame t's
+    object cloud when it has enough points (follows fast motion the few Adam steps cannot)."""
     state.obj_rotvec[t] = state.obj_rotvec[prev]
     state.obj_transl[t] = state.obj_transl[prev]
+    if problem is None:
+        return
+    pts, ok = problem.clouds[OBJECT_LABEL]
+    if int(ok[t].sum()) < 50:
+        return
+    if problem.icp_query is None:
+        from honnotate.geometry.mesh_query import MeshQuery
+
+        problem.icp_query = MeshQuery(problem.object_vertices.double().cpu().numpy(),
+                                      problem.object_faces.cpu().numpy(), winding=False)
+    a = refine_object_pose_icp(problem.object_vertices.double().cpu().numpy(), problem.object_faces.cpu().numpy(),
+                               pts[t][ok[t]].double().cpu().numpy(), state.obj_rotvec[t], state.obj_transl[t],
+                               iterations=10, gate=0.03, query=problem.icp_query)
+    if a.inlier_fraction > 0.5:
+        state.obj_rotvec[t], state.obj_transl[t] = a.rotvec, a.transl
 
 
 def _has_object(problem: AnnotationProblem, t: int) -> bool:
@@ -160,7 +183,7 @@ def track_objects(problem: AnnotationProblem, state: SequenceState, stage: Stage
     for pos in range(start, len(order)):
         t = order[pos]
         if t != t0:
-            _warm_start_object(state, t, t - 1 if t > t0 else t + 1)
+            _warm_start_object(state, t, t - 1 if t > t0 else t + 1, problem)
         r = _run(problem, [t], state, stage, WindowSpec(hand="none")) if _has_object(problem, t) else {}
         if on_step is not None:
             on_step(pos, r)
@@ -316,7 +339,7 @@ def track_frames(problem: AnnotationProblem, state: SequenceState, stage: StageC
     for pos in range(start, len(order)):
         t = order[pos]
         if warm_start_object and t != t0 and mode == "world":
-            _warm_start_object(state, t, t - 1 if t > t0 else t + 1)
+            _warm_start_object(state, t, t - 1 if t > t0 else t + 1, problem)
         r = _run(problem, [t], state, stage, spec)
         if on_step is not None:
             on_step(pos, r)

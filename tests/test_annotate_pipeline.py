@@ -1,0 +1,182 @@
+"""End-to-end annotation (issue 6): a short synthetic capture annotated with an accuracy
+assertion, resume after an interruption equals an uninterrupted run, bad frames are flagged
+and never crash, missing cues and bad configs give errors a user can act on."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from honnotate.annotate.config import AnnotateConfig, ConfigError, load_config
+from honnotate.annotate.stages import batch_windows, tracking_order
+from honnotate.pipeline.annotate import (
+    AnnotationInterrupted,
+    MissingCuesError,
+    annotate_sequence,
+)
+from honnotate.synth.motion import MotionConfig
+
+FAST = {
+    "object_init": {"candidates": 3, "directions": 20, "inplane": 4, "anchors": 4, "steps": 20},
+    "hand_init": {"grasp_frames": 6, "iterations": 25},
+    "single": {"object_tracking": {"steps": 10}, "grasp": {"steps": 60}, "grasp_finger_delay": 15,
+               "tracking": {"steps": 15}, "refinement": {"steps": 20}, "batch_size": 4, "batch_overlap": 1,
+               "grasp_frames": 4},
+    "multi": {"tracking": {"steps": 20}, "refinement": {"steps": 20}, "batch_size": 3, "batch_overlap": 1},
+    "checkpoint_every": 1,
+}
+
+
+#: a few frames of a real capture move a few millimetres, not across the whole workspace
+SLOW = MotionConfig(workspace_size=0.03, max_rotation=0.15)
+
+
+def _config(**kw) -> AnnotateConfig:
+    from honnotate.annotate.config import _merge
+
+    base = AnnotateConfig().to_dict()
+    return AnnotateConfig.model_validate(_merge(_merge(base, FAST), kw))
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    from honnotate.io.sequence import read_meta, write_meta
+    from honnotate.synth.generator import SynthConfig, generate_sequence
+
+    out = tmp_path_factory.mktemp("annotate") / "seq"
+    generate_sequence(out, SynthConfig(frames=6, cameras=1, object="mustard_bottle", seed=3, width=320, height=240,
+                                       motion=SLOW))
+    # the meta.yaml path of the object initialisation: a rough first-frame pose (1 cm, ~8 degrees off);
+    # the automatic path is exercised by the multi-camera test and benchmarks/annotate.py
+    with np.load(out / "ground_truth" / "sequence_gt.npz") as gt:
+        rv, tr = gt["obj_rot"][0] + np.array([0.1, -0.08, 0.05]), gt["obj_trans"][0] + np.array([0.006, -0.005, 0.006])
+    meta = read_meta(out / "meta.yaml").model_dump()
+    write_meta(out / "meta.yaml", {**meta, "object_rotvec_init": rv.tolist(), "object_trans_init": tr.tolist()})
+    return out
+
+
+def _arrays(path):
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_end_to_end_single_camera(capture, tmp_path):
+    out = tmp_path / "ann"
+    s = annotate_sequence(capture, out, _config(), log=lambda _m: None)
+    acc = s["accuracy"]["final"]
+    # exact cues, 6 frames at 320x240 and a short schedule: a single view of an almost still grasp
+    # leaves the hand's depth weakly determined (measured ~23 mm; the full schedule on longer
+    # captures is measured by benchmarks/annotate.py); a broken stage gives 80-600 mm
+    assert acc["hand_mpjpe_mm"]["mean"] < 30.0, acc
+    assert acc["object_add_mm"]["mean"] < 8.0, acc
+    for name in ("annotate_config.json", "summary.json", "annotation.npz", "report.png", "report.html"):
+        assert (out / name).is_file(), name
+    from honnotate.evaluate.io import load_consolidated_npz
+    from honnotate.io.ho3d import read_ho3d_annotation
+
+    ann = load_consolidated_npz(out / "annotation.npz")
+    assert ann.hand_joints.shape == (6, 21, 3) and ann.obj_trans.shape == (6, 3)
+    z = _arrays(out / "annotation.npz")
+    assert z["residuals"].shape == (6, len(z["residual_names"])) and np.isfinite(z["residuals"]).all()
+    assert set(s["stages"]) == {"object_init", "object_tracking", "hand_init", "grasp", "tracking", "refinement"}
+    pkl = read_ho3d_annotation(out / "meta" / "0" / "0000.pkl")
+    # the HO-3D pickle (OpenGL camera frame) holds the same joints as the consolidated file (OpenCV)
+    np.testing.assert_allclose(pkl["handJoints3D"] * np.array([1, -1, -1]), ann.hand_joints[0], atol=1e-5)
+    assert json.loads((out / "annotate_config.json").read_text()) == _config().to_dict()
+
+
+def test_resume_equals_uninterrupted(capture, tmp_path):
+    cfg = _config()
+    full = tmp_path / "full"
+    annotate_sequence(capture, full, cfg, log=lambda _m: None)
+    part = tmp_path / "part"
+    with pytest.raises(AnnotationInterrupted):
+        annotate_sequence(capture, part, cfg, log=lambda _m: None,
+                          stop=lambda stage, done: stage == "tracking" and done == 3)
+    assert (part / "checkpoints" / "tracking.npz").is_file()
+    assert not (part / "annotation.npz").exists()
+    logs: list[str] = []
+    annotate_sequence(capture, part, cfg, resume=True, log=logs.append)
+    assert any("grasp: done (checkpoint)" in m for m in logs)
+    assert any("tracking: resuming at unit 3" in m for m in logs)
+    a, b = _arrays(full / "annotation.npz"), _arrays(part / "annotation.npz")
+    for key in ("hand_joints", "obj_rot", "obj_trans", "hand_betas"):
+        np.testing.assert_allclose(a[key], b[key], atol=1e-6, err_msg=key)
+
+
+def test_resume_with_other_config_is_refused(capture, tmp_path):
+    out = tmp_path / "a"
+    with pytest.raises(AnnotationInterrupted):
+        annotate_sequence(capture, out, _config(), log=lambda _m: None, stop=lambda stage, done: True)
+    with pytest.raises(ValueError, match="different config"):
+        annotate_sequence(capture, out, _config(cloud_points=100), resume=True, log=lambda _m: None)
+
+
+def test_bad_frames_are_flagged_not_fatal(capture, tmp_path):
+    from honnotate.io.cues import write_segmentation
+
+    seq = tmp_path / "seq"
+    shutil.copytree(capture, seq)
+    (seq / "keypoints2d" / "0" / "0002.json").unlink()
+    write_segmentation(seq / "segmentation" / "0" / "0004.png", np.zeros((240, 320), np.uint8))
+    cfg = _config(single={"object_tracking": {"steps": 3}, "grasp": {"steps": 5}, "tracking": {"steps": 3},
+                          "refinement": {"steps": 3}}, object_init={"steps": 3, "candidates": 1})
+    s = annotate_sequence(seq, tmp_path / "ann", cfg, log=lambda _m: None)
+    z = _arrays(tmp_path / "ann" / "annotation.npz")
+    names = list(z["flag_names"])
+    flags = z["flags"]
+    assert flags[2] >> names.index("missing_cue_file") & 1
+    assert flags[2] >> names.index("no_keypoints") & 1
+    assert flags[4] >> names.index("empty_hand_mask") & 1 and flags[4] >> names.index("empty_object_mask") & 1
+    assert "0002" in s["flagged"] and "0004" in s["flagged"]
+    assert np.isfinite(z["hand_joints"]).all()
+
+
+def test_missing_cues_say_how_to_make_them(capture, tmp_path):
+    seq = tmp_path / "seq"
+    shutil.copytree(capture, seq)
+    shutil.rmtree(seq / "keypoints2d")
+    with pytest.raises(MissingCuesError, match="honnotate detect"):
+        annotate_sequence(seq, tmp_path / "ann", _config(detect=False), log=lambda _m: None)
+
+
+def test_multi_camera_short(tmp_path):
+    from honnotate.synth.generator import SynthConfig, generate_sequence
+
+    seq = tmp_path / "seq"
+    generate_sequence(seq, SynthConfig(frames=3, cameras=3, object="mug", seed=5, width=320, height=240, motion=SLOW))
+    s = annotate_sequence(seq, tmp_path / "ann", _config(), log=lambda _m: None)
+    assert s["pipeline"] == "multi"
+    assert s["accuracy"]["final"]["hand_mpjpe_mm"]["mean"] < 15.0, s["accuracy"]
+    assert s["accuracy"]["final"]["object_adds_mm"]["mean"] < 8.0, s["accuracy"]
+    assert (tmp_path / "ann" / "meta" / "2" / "0000.pkl").is_file()
+
+
+def test_config_files(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("single:\n  tracking:\n    steps: 7\nquality:\n  min_iou: 0.5\n")
+    c = load_config(p, device="cpu")
+    assert c.single.tracking.steps == 7 and c.single.tracking.scale == 0.5 and c.quality.min_iou == 0.5
+    assert c.device == "cpu" and c.single.refinement.steps == AnnotateConfig().single.refinement.steps
+    p.write_text("single:\n  trackin:\n    steps: 7\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: key 'single.trackin'"):
+        load_config(p)
+    p.write_text("multi:\n  tracking:\n    weights: {maks: 1.0}\n")
+    with pytest.raises(ConfigError, match="unknown term name"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="frames"):
+        load_config(None, frames="a:b")
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_orders_and_windows():
+    assert tracking_order(5, 2) == [2, 3, 4, 1, 0]
+    w = batch_windows(10, 4, 1)
+    assert [list(x) for x in w] == [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]]
+    w = batch_windows(11, 4, 1)
+    assert sorted(set(np.concatenate(w).tolist())) == list(range(11)) and len(w[-1]) == 4
+    assert [list(x) for x in batch_windows(3, 20, 5)] == [[0, 1, 2]]
