@@ -9,7 +9,7 @@ from honnotate.pipeline.demo import DemoConfig, run_demo
 
 
 def test_run_demo_writes_outputs(tmp_path):
-    summary = run_demo(tmp_path, DemoConfig(width=160, height=120), log=lambda *_: None)
+    summary = run_demo(tmp_path, DemoConfig(width=160, height=120, annotate_frames=3), log=lambda *_: None)
     for name in summary["outputs"]:
         assert (tmp_path / name).is_file(), name
     assert summary["grasp"]["penetration_mm"] <= 2.0
@@ -17,6 +17,8 @@ def test_run_demo_writes_outputs(tmp_path):
     for cam in summary["visible_pixels"].values():
         assert cam["hand"] > 50 and cam["object"] > 50
     assert json.loads((tmp_path / "config.json").read_text())["width"] == 160
+    assert summary["annotation"]["frames"] == 3
+    assert summary["annotation"]["accuracy"]["hand_mpjpe_mm"] < 100.0  # smoke: 160x120, 3 frames
 
 
 def test_cli_demo_rejects_bad_side(tmp_path):
