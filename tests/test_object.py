@@ -314,3 +314,11 @@ class TestIO:
             load_object_mesh(tmp_path / "ok.obj", scale=-1)
         with pytest.raises(ValueError, match=r"\.obj or \.ply"):
             write_object_mesh(_unit_cube(), tmp_path / "x.stl")
+
+
+def test_make_object_accepts_ycb_ids():
+    from honnotate.models.object import make_object
+
+    assert make_object("006_mustard_bottle").name == make_object("mustard_bottle").name
+    with pytest.raises(ValueError, match="unknown built-in object"):
+        make_object("999_toaster")

@@ -10,7 +10,7 @@ calibration is an error naming the file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -74,7 +74,6 @@ class Observations:
     clouds: dict[int, tuple[torch.Tensor, torch.Tensor]]
     flags: np.ndarray
     mask_fraction: np.ndarray
-    _cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def num_frames(self) -> int:

@@ -20,7 +20,7 @@ import roma
 import torch
 
 from honnotate.annotate.config import AnnotateConfig, StageConfig
-from honnotate.annotate.grasp import grasp_to_world
+from honnotate.annotate.grasp import grasp_to_world, world_to_grasp
 from honnotate.annotate.init_hand import (
     KeypointModel,
     fit_grasp_to_keypoints,
@@ -44,6 +44,9 @@ __all__ = [
     "track_frames",
     "refine_batches",
 ]
+
+#: frames per batched LM call of the multi-camera hand initialisation (one checkpoint unit)
+HAND_INIT_CHUNK = 20
 
 OnStep = Callable[[int, dict[str, np.ndarray]], None] | None
 
@@ -92,9 +95,9 @@ def init_object_first_frame(problem: AnnotationProblem, state: SequenceState, co
         t0 = 0
         rv, tr = np.asarray(meta_pose[0], dtype=np.float64), np.asarray(meta_pose[1], dtype=np.float64)
         if counts[t0] >= 10:  # ICP from the rough pose, then the rendered energy
-            a = refine_object_pose_icp(problem.object_vertices.double().cpu().numpy(),
-                                       problem.object_faces.cpu().numpy(), pts[t0][ok[t0]].double().cpu().numpy(),
-                                       rv, tr, gate=0.03)
+            a = refine_object_pose_icp(problem.object_vertices_np, problem.object_faces_np,
+                                       pts[t0][ok[t0]].double().cpu().numpy(), rv, tr, gate=0.03,
+                                       query=problem.object_icp_query())
             rv, tr = a.rotvec, a.transl
         state.obj_rotvec[t0], state.obj_transl[t0] = rv, tr
         _run(problem, [t0], state, stage, WindowSpec(hand="none"), steps=oc.steps)
@@ -113,8 +116,7 @@ def init_object_first_frame(problem: AnnotationProblem, state: SequenceState, co
     w, h = obs.size_at(obs.scale)
     depth = obs.depth[t0, c].double().numpy()
     cloud = pts[t0][ok[t0]].double().cpu().numpy()
-    cands = object_pose_candidates(problem.object_vertices.double().cpu().numpy(),
-                                   problem.object_faces.cpu().numpy(), cloud, cam.world_to_cam().double().numpy(),
+    cands = object_pose_candidates(problem.object_vertices_np, problem.object_faces_np, cloud, cam.world_to_cam().double().numpy(),
                                    cam.rescaled(w, h).K.double().numpy(), depth, num_directions=oc.directions,
                                    num_inplane=oc.inplane, keep=4 * max(oc.candidates, 1), anchors=oc.anchors,
                                    labels=obs.segmentation[t0, c].numpy())
@@ -159,14 +161,9 @@ def _warm_start_object(state: SequenceState, t: int, prev: int, problem: Annotat
     pts, ok = problem.clouds[OBJECT_LABEL]
     if int(ok[t].sum()) < 50:
         return
-    if problem.icp_query is None:
-        from honnotate.geometry.mesh_query import MeshQuery
-
-        problem.icp_query = MeshQuery(problem.object_vertices.double().cpu().numpy(),
-                                      problem.object_faces.cpu().numpy(), winding=False)
-    a = refine_object_pose_icp(problem.object_vertices.double().cpu().numpy(), problem.object_faces.cpu().numpy(),
+    a = refine_object_pose_icp(problem.object_vertices_np, problem.object_faces_np,
                                pts[t][ok[t]].double().cpu().numpy(), state.obj_rotvec[t], state.obj_transl[t],
-                               iterations=10, gate=0.03, query=problem.icp_query)
+                               iterations=10, gate=0.03, query=problem.object_icp_query())
     if a.inlier_fraction > 0.5:
         state.obj_rotvec[t], state.obj_transl[t] = a.rotvec, a.transl
 
@@ -207,7 +204,7 @@ def _fill_missing(values: np.ndarray, good: np.ndarray) -> np.ndarray:
 
 
 def init_hands_multi(problem: AnnotationProblem, state: SequenceState, config: AnnotateConfig, estimate_shape: bool,
-                     chunk: int = 20, start: int = 0, on_step: OnStep = None) -> None:
+                     chunk: int = HAND_INIT_CHUNK, start: int = 0, on_step: OnStep = None) -> None:
     """Multi-camera hand initialisation (paper Eq. 11): optional shared shape from keypoints,
     then a per-frame LM fit in chunks of ``chunk`` frames (``start``: chunk to resume from);
     frames without keypoints copy their nearest fitted neighbour."""
@@ -314,8 +311,6 @@ def refine_grasp(problem: AnnotationProblem, state: SequenceState, frames: np.nd
     spec = WindowSpec(hand="grasp", share_rigid=True, share_fingers=True, finger_delay=finger_delay,
                       betas_free=estimate_shape)
     r = _run(problem, frames, state, stage, spec)
-    from honnotate.annotate.grasp import world_to_grasp
-
     j0 = problem.rest_wrist(torch.as_tensor(state.betas, dtype=problem.dtype)[None]).double().cpu()
     t = frames[:1]
     rel_r, rel_t = world_to_grasp(torch.as_tensor(state.hand_go[t]), torch.as_tensor(state.hand_transl[t]),

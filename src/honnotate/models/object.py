@@ -16,6 +16,7 @@ volume, inside tests and vertex normals are computed on.
 from __future__ import annotations
 
 import itertools
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -674,6 +675,7 @@ def make_object(name: str) -> ObjectMesh:
     each closed component is watertight once seams are welded (:meth:`ObjectMesh.welded`),
     with outward normals; 2-5k faces.
     """
+    name = re.sub(r"^\d{3}_", "", name)  # YCB ids: "006_mustard_bottle" -> "mustard_bottle"
     if name not in _BUILTINS:
         raise ValueError(f"unknown built-in object {name!r}; choose one of {list_builtin_objects()}")
     return _BUILTINS[name]()

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from honnotate.annotate.config import AnnotateConfig, parse_frame_slice, save_config
-from honnotate.annotate.observations import FLAG_NAMES, load_observations
+from honnotate.annotate.observations import flag_bit, load_observations
 from honnotate.annotate.problem import AnnotationProblem, SequenceState
 
 __all__ = ["annotate_sequence", "AnnotationInterrupted", "MissingCuesError", "stage_names", "Checkpoints"]
@@ -172,10 +172,7 @@ def _object_mesh(seq):
     meta = seq.meta
     p = meta.object_mesh_path(seq.root)
     if p is None:
-        name = meta.object
-        for prefix in ("003_", "004_", "005_", "006_", "025_"):
-            name = name.removeprefix(prefix)
-        return make_object(name)
+        return make_object(meta.object)
     if not p.is_file():
         raise FileNotFoundError(f"{seq.root / 'meta.yaml'}: object mesh {p} not found")
     return load_object_mesh(p, scale="auto")
@@ -241,7 +238,8 @@ def _multi(ctx: _Ctx, state: SequenceState) -> SequenceState:
 
     p, cfg = ctx.problem, ctx.config
     T = p.obs.num_frames
-    n_chunks = int(np.ceil(max(1, (~(p.obs.flags & 1).astype(bool)).sum()) / 20))
+    with_keypoints = int((~(p.obs.flags & flag_bit("no_keypoints")).astype(bool)).sum())
+    n_chunks = int(np.ceil(max(1, with_keypoints) / S.HAND_INIT_CHUNK))
 
     def hand_init(st, start, on_step):
         S.init_hands_multi(p, st, cfg, ctx.estimate_shape, start=start, on_step=on_step)
@@ -383,5 +381,3 @@ def annotate_sequence(sequence: str | Path, out_dir: str | Path | None = None,
         f"frames flagged for review)")
     return summary
 
-
-__all__ += ["FLAG_NAMES"]

@@ -139,7 +139,10 @@ def accuracy_against_gt(problem: AnnotationProblem, state: SequenceState, gt: di
 
 
 def _summ(x: np.ndarray) -> dict:
-    return {"mean": float(np.mean(x)), "median": float(np.median(x)), "max": float(np.max(x))}
+    """mean / median / max over the frames where the figure is defined (NaN elsewhere)."""
+    if not np.isfinite(x).any():
+        return {"mean": None, "median": None, "max": None}
+    return {"mean": float(np.nanmean(x)), "median": float(np.nanmedian(x)), "max": float(np.nanmax(x))}
 
 
 def write_outputs(out: Path, seq, problem: AnnotationProblem, state: SequenceState, stage_states: dict,
@@ -203,16 +206,15 @@ def write_outputs(out: Path, seq, problem: AnnotationProblem, state: SequenceSta
             "iou_hand": q["iou_hand"], "iou_object": q["iou_object"], "keypoint_px": q["keypoint_px"],
             "depth_residual_m": q["depth_residual"], "flags": flags, "flag_names": np.asarray(FLAG_NAMES),
         })
-    flagged = [obs.frame_ids[i] for i in np.flatnonzero(flags)]
+    flagged_idx = np.flatnonzero(flags)
     summary = {
         "sequence": str(seq.root), "frames": T, "cameras": obs.camera_ids, "pipeline": "multi" if multi else "single",
         "stages": list(stage_list), "object": obj.name, "hand_model": problem.hand.data.source,
-        "betas": betas.tolist(), "flagged_frames": len(flagged),
+        "betas": betas.tolist(), "flagged_frames": len(flagged_idx),
         "flag_counts": {n: int(((flags >> i) & 1).sum()) for i, n in enumerate(FLAG_NAMES)},
-        "flagged": {f: [n for i, n in enumerate(FLAG_NAMES) if flags[obs.frame_ids.index(f)] >> i & 1]
-                    for f in flagged[:200]},
-        "quality": {k: _summ(np.nan_to_num(q[k], nan=0.0)) for k in ("iou_hand", "iou_object", "keypoint_px",
-                                                                    "depth_residual")},
+        "flagged": {obs.frame_ids[t]: [n for i, n in enumerate(FLAG_NAMES) if flags[t] >> i & 1]
+                    for t in flagged_idx[:200]},
+        "quality": {k: _summ(q[k]) for k in ("iou_hand", "iou_object", "keypoint_px", "depth_residual")},
         "stage_info": {k: {kk: vv for kk, vv in v.items() if kk != "candidates"} for k, v in infos.items()},
     }
     if accuracy:
