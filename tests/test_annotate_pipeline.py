@@ -180,3 +180,15 @@ def test_orders_and_windows():
     w = batch_windows(11, 4, 1)
     assert sorted(set(np.concatenate(w).tolist())) == list(range(11)) and len(w[-1]) == 4
     assert [list(x) for x in batch_windows(3, 20, 5)] == [[0, 1, 2]]
+
+
+def test_wrong_size_cue_names_the_file(capture, tmp_path):
+    from honnotate.io.cues import write_segmentation
+
+    seq = tmp_path / "seq"
+    shutil.copytree(capture, seq)
+    bad = seq / "segmentation" / "0" / "0001.png"
+    write_segmentation(bad, np.zeros((100, 100), np.uint8))
+    with pytest.raises(ValueError, match=r"0001.png: size 100x100 differs"):
+        annotate_sequence(seq, tmp_path / "ann", _config(), log=lambda _m: None)
+    assert (tmp_path / "ann" / "annotate_config.json").is_file()

@@ -346,6 +346,8 @@ def annotate_sequence(sequence: str | Path, out_dir: str | Path | None = None,
             raise ValueError(f"{cfg_path}: --resume with a different config (keys {diff}); run without --resume "
                              "to start over, or pass the saved config with --config")
     elif not resume:
+        if any(ckpt.folder.glob("*.npz")):
+            log(f"{ckpt.folder}: discarding the checkpoints of an earlier run (pass --resume to continue it)")
         ckpt.clear()
     save_config(cfg_path, config)
     _ensure_cues(seq, config, log)
