@@ -53,7 +53,10 @@ def main() -> None:
                 times.append(time.perf_counter() - t0)
                 pens.append(g.penetration * 1e3)
                 contacts.append(len(g.contacts))
-                ok += int(g.penetration <= 0.002 and len(g.contacts) >= {"power": 3, "precision": 2, "lateral": 2}[kind])
+                held = len(g.contacts) >= {"power": 3, "precision": 2, "lateral": 2}[kind]
+                if kind == "lateral":  # a key grip holds the object between the thumb and the index
+                    held = held and {"thumb", "index"} <= set(g.contacts)
+                ok += int(g.penetration <= 0.002 and held)
             grasp_rows.append(f"| {name} | {kind} | {args.seeds} | {np.mean(pens):.2f} | {np.max(pens):.2f} | "
                               f"{np.mean(contacts):.1f} | {ok}/{args.seeds} | {np.mean(times):.2f} |")
             print(grasp_rows[-1], flush=True)
@@ -68,8 +71,8 @@ def main() -> None:
         "Target: a 100-frame single-camera 640x480 sequence in <= 60 s on 2 CPU cores.",
         "",
         "Grasp quality (open right hand, mean shape; penetration = deepest hand vertex inside the object;",
-        "contacts = fingers within 3 mm of the surface; ok = penetration <= 2 mm and >= 3 fingers (power) / >= 2 (lateral) /",
-        ">= 2 fingers (precision) in contact):",
+        "contacts = fingers within 3 mm of the surface; ok = penetration <= 2 mm and >= 3 fingers (power) / thumb and",
+        "index (lateral) / >= 2 fingers (precision) in contact):",
         "",
         "| object | grasp | grasps | mean penetration mm | max penetration mm | contacts per grasp | ok | s per grasp |",
         "|---|---|---|---|---|---|---|---|",

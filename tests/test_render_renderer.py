@@ -206,3 +206,47 @@ def test_mesh_crossing_the_image_border():
         (r.silhouettes[:, :, 1].sum() + r.depth.sum()).backward()
         assert torch.isfinite(v.grad).all()
         assert 0 < float(r.silhouettes[0, 0, 1].sum()) < 320 * 240
+
+
+def test_directional_light():
+    """A distant light (world frame) brightens the side facing it and leaves the side away from
+    it at ambient; it follows the world, not the camera; faces lit from either side; per frame."""
+    v, f = _sphere(radius=0.03)
+    centre = torch.tensor([0.0, 0.0, 0.35], dtype=torch.float64)
+    albedo, ambient = 0.8, 0.2
+    r = Renderer(antialiased=False, ambient=ambient)
+
+    def render(verts, faces, light, cam=None):
+        mesh = SceneMesh(verts, faces, OBJECT_LABEL, vertex_colors=torch.full((v.shape[0], 3), albedo, dtype=torch.float64))
+        out = r.render([mesh], [cam or _cam()], rgb=True, light_dir=light)
+        return out.rgb[0, 0].mean(-1), out.labels[0, 0] == OBJECT_LABEL
+
+    from_right, inside = render(v + centre, f, torch.tensor([1.0, 0.0, 0.0]))  # world +x: image right
+    from_left, _ = render(v + centre, f, torch.tensor([-1.0, 0.0, 0.0]))
+    cols = torch.arange(W)[None].expand(H, W)
+    mid = cols[inside].double().mean()
+    right, left = inside & (cols > mid + 2), inside & (cols < mid - 2)
+    assert from_right[right].mean() > from_right[left].mean() + 0.3
+    assert from_left[left].mean() > from_left[right].mean() + 0.3
+    # Facing away from the light: ambient only (golden value); the side facing it reaches albedo.
+    assert torch.allclose(from_right[left], torch.full_like(from_right[left], albedo * ambient))
+    back, _ = render(v + centre, f, torch.tensor([0.0, 0.0, 2.0]))  # behind the sphere, any length
+    torch.testing.assert_close(back[inside], torch.full_like(back[inside], albedo * ambient))
+    front, _ = render(v + centre, f, torch.tensor([0.6, 0.0, -0.8]))  # toward the camera, from the right
+    assert float(front[inside].max()) > 0.97 * albedo
+    # Two-sided: flipped faces (inward normals) shade the same.
+    flipped, _ = render(v + centre, f[:, [0, 2, 1]], torch.tensor([1.0, 0.0, 0.0]))
+    torch.testing.assert_close(flipped, from_right)
+    # World frame: turning sphere, camera and light together about the centre changes nothing.
+    R = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.7, 0.0], dtype=torch.float64))
+    turned, _ = render((v @ R.T) + centre, f, R @ torch.tensor([1.0, -0.5, -0.3], dtype=torch.float64), _cam(yaw=0.7))
+    same, _ = render(v + centre, f, torch.tensor([1.0, -0.5, -0.3]))
+    torch.testing.assert_close(turned, same, atol=1e-6, rtol=0)
+    # Per-frame directions (B, 3).
+    mesh2 = SceneMesh((v + centre)[None].expand(2, -1, -1), f, OBJECT_LABEL,
+                      vertex_colors=torch.full((v.shape[0], 3), albedo, dtype=torch.float64))
+    both = r.render([mesh2], [_cam()], rgb=True, light_dir=torch.tensor([[1.0, 0, 0], [-1.0, 0, 0]])).rgb.mean(-1)
+    torch.testing.assert_close(both[0, 0], from_right)
+    torch.testing.assert_close(both[1, 0], from_left)
+    with pytest.raises(ValueError, match="light_dir"):
+        r.render([mesh2], [_cam()], rgb=True, light_dir=torch.zeros(3, 3))

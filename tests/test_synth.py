@@ -10,7 +10,12 @@ from typer.testing import CliRunner
 from honnotate.geometry.mesh_query import MeshQuery
 from honnotate.io.ho3d import read_ho3d_annotation
 from honnotate.io.sequence import open_sequence
-from honnotate.synth.generator import SynthConfig, generate_sequence
+from honnotate.synth.generator import (
+    LightingConfig,
+    SynthConfig,
+    generate_sequence,
+    light_directions,
+)
 from honnotate.synth.motion import MotionConfig, grasp_drift, object_trajectory
 from honnotate.synth.noise import (
     CueNoiseConfig,
@@ -179,3 +184,86 @@ def test_cli_synth_and_bad_object(tmp_path):
     assert res.exit_code != 0 and "built-in objects" in res.output
     res = runner.invoke(app, ["synth", str(tmp_path / "x"), "--cameras", "9"])
     assert res.exit_code != 0 and "cameras" in res.output
+
+
+@pytest.fixture(scope="module")
+def hand_right():
+    from honnotate.models.hand import HandModel
+    from honnotate.models.open_hand import load_open_hand
+
+    return HandModel(load_open_hand("right"), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("name", ["cracker_box", "soup_can", "mustard_bottle", "mug", "sphere"])
+def test_lateral_grasp_pinches_every_builtin_object(hand_right, name):
+    """Key grip: thumb and index in contact (within 3 mm), penetration <= 2 mm, joint limits kept,
+    for every built-in object (large boxes and cans included) and random hand shapes."""
+    from honnotate.models.object import make_object
+    from honnotate.synth.grasp import GraspConfig, synthesize_grasp
+
+    hand = hand_right
+    tm = make_object(name).to_trimesh()
+    query = MeshQuery(tm.vertices, tm.faces)
+    lim = hand.data.joint_limits
+    owner = hand.weights.argmax(1).numpy()
+    for seed in (0, 1):
+        betas = np.random.default_rng(seed).normal(0, 0.8, hand.num_betas).clip(-2.5, 2.5)
+        g = synthesize_grasp(hand, tm, config=GraspConfig(kind="lateral"), betas=betas, seed=seed)
+        out = hand(torch.as_tensor(g.global_orient[None]), torch.as_tensor(g.hand_pose[None]),
+                   torch.as_tensor(g.betas[None]), torch.as_tensor(g.transl[None]))
+        sd = query.signed_distance(out.vertices[0].detach().numpy())
+        assert sd.max() <= 0.002, (name, seed, sd.max())
+        assert abs(max(sd.max(), 0.0) - g.penetration) < 1e-4
+        # Independent of the reported contacts: thumb (joints 13-15) and index (1-3) vertices touch.
+        for finger, joints in (("thumb", (13, 14, 15)), ("index", (1, 2, 3))):
+            assert sd[np.isin(owner, joints)].max() > -0.003, (name, seed, finger)
+            assert finger in g.contacts
+        assert np.all(g.anatomical >= lim[..., 0] - 1e-9) and np.all(g.anatomical <= lim[..., 1] + 1e-9)
+        # The fingers are curled (key grip), the thumb closed part of the way onto the object.
+        assert g.kind == "lateral" and g.anatomical[4, 0] > 1.0 and 0.0 < g.curls["thumb"] <= 1.0
+
+
+def test_light_directions_drift_slowly_and_vary_per_seed():
+    cfg = LightingConfig()
+    d, ambient = light_directions(200, cfg, np.random.default_rng(0))
+    d2, ambient2 = light_directions(200, cfg, np.random.default_rng(0))
+    assert np.array_equal(d, d2) and ambient == ambient2, "deterministic from the seed"
+    assert d.shape == (200, 3) and np.allclose(np.linalg.norm(d, axis=1), 1.0)
+    assert cfg.ambient[0] <= ambient <= cfg.ambient[1]
+    assert np.all(d[:, 1] < 0), "light from above (world y points down)"
+    step = np.arccos(np.clip((d[1:] * d[:-1]).sum(1), -1, 1))
+    assert step.max() <= np.sqrt(2) * cfg.drift + 1e-9, "slow drift"
+    firsts = np.stack([light_directions(1, cfg, np.random.default_rng(s))[0][0] for s in range(8)])
+    assert np.arccos(np.clip(firsts @ firsts.T, -1, 1)).max() > 0.5, "direction varies between sequences"
+    still, _ = light_directions(50, LightingConfig(drift=0.0), np.random.default_rng(1))
+    assert np.allclose(still, still[0])
+    with pytest.raises(ValueError, match="lighting"):
+        LightingConfig(kind="sun")
+    with pytest.raises(ValueError, match="ambient"):
+        LightingConfig(ambient=(0.5, 1.5))
+
+
+def test_directional_lighting_changes_only_the_colour_images(tmp_path):
+    """Same seed with a headlight and with the directional light: identical depth, masks and
+    ground truth; different RGB; the lighting is recorded in the summary and the config."""
+    import json
+
+    import cv2
+
+    outs = {}
+    for kind in ("headlight", "directional"):
+        cfg = SynthConfig(frames=2, cameras=1, object="mug", width=160, height=120, seed=5,
+                          depth_noise=DepthNoiseConfig(kind="none"), lighting=LightingConfig(kind=kind))
+        outs[kind] = (tmp_path / kind, generate_sequence(tmp_path / kind, cfg))
+    (a, sa), (b, sb) = outs["headlight"], outs["directional"]
+    assert sa["lighting"]["kind"] == "headlight" and sa["lighting"]["light_dir_first"] is None
+    assert sb["lighting"]["kind"] == "directional" and len(sb["lighting"]["light_dir_last"]) == 3
+    assert json.loads((b / "synth_config.json").read_text())["lighting"]["kind"] == "directional"
+    for rel in ("depth/0/0001.png", "segmentation/0/0001.png", "keypoints2d/0/0001.json"):
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+    ga, gb = np.load(a / "ground_truth" / "sequence_gt.npz"), np.load(b / "ground_truth" / "sequence_gt.npz")
+    assert all(np.array_equal(ga[k], gb[k]) for k in ga.files)
+    ra = cv2.imread(str(a / "rgb" / "0" / "0001.png")).astype(float)
+    rb = cv2.imread(str(b / "rgb" / "0" / "0001.png")).astype(float)
+    fg = cv2.imread(str(a / "segmentation" / "0" / "0001.png"), cv2.IMREAD_UNCHANGED) > 0
+    assert np.abs(ra - rb)[fg].mean() > 2.0, "the lit hand and object differ from the headlight images"

@@ -23,12 +23,14 @@ def register(app: typer.Typer) -> None:
         width: int = typer.Option(640, help="Image width."),
         height: int = typer.Option(480, help="Image height."),
         depth_noise: str = typer.Option("structured_light", help="Depth noise: structured_light, tof or none."),
+        lighting: str = typer.Option("directional", help="Lighting: directional (ambient + a drifting distant light) "
+                                     "or headlight (a light at each camera)."),
     ) -> None:
         """Generate a synthetic capture (RGB, noisy depth, cues, HO-3D ground truth, contact sheet)."""
         from rich.progress import Progress
 
         from honnotate.models.object import list_builtin_objects
-        from honnotate.synth.generator import SynthConfig, generate_sequence
+        from honnotate.synth.generator import LightingConfig, SynthConfig, generate_sequence
         from honnotate.synth.noise import DepthNoiseConfig
 
         if object_name not in list_builtin_objects():
@@ -38,7 +40,7 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = SynthConfig(frames=frames, cameras=cameras, object=object_name, seed=seed, grasp=grasp, side=side,
                               degraded_cues=degraded_cues, width=width, height=height,
-                              depth_noise=DepthNoiseConfig(kind=depth_noise))
+                              depth_noise=DepthNoiseConfig(kind=depth_noise), lighting=LightingConfig(kind=lighting))
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         with Progress() as bar:

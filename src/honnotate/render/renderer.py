@@ -11,8 +11,9 @@ Outputs (B frames x C cameras, one rasterisation of all B*C images):
   background), antialiased across visible silhouette edges; gradients w.r.t. vertices.
 - ``depth`` (B, C, H, W) metres, camera z, ``background_depth`` where nothing is visible;
   gradients w.r.t. vertices (interior: interpolation; contours: antialiasing).
-- ``rgb`` (B, C, H, W, 3) in [0, 1], Lambert shading with a headlight over vertex colours or
-  a texture (optional); gradients w.r.t. colours and vertices.
+- ``rgb`` (B, C, H, W, 3) in [0, 1], Lambert shading over vertex colours or a texture
+  (optional): ambient plus a headlight, or plus a directional light given in the world frame
+  (``light_dir``); gradients w.r.t. colours and vertices.
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ def render_packed(
     with_rgb: bool = False,
     antialiased: bool = True,
     ambient: float = 0.35,
+    light_dir: torch.Tensor | None = None,
 ) -> RenderOutput:
     """Render one packed mesh with per-face labels for B frames x C cameras.
 
@@ -132,6 +134,11 @@ def render_packed(
         textures: (face_mask (F,) bool, uv (V, 2), texture (Ht, Wt, 3)) per textured part.
         antialiased: blend silhouettes / depth / RGB across visible silhouette edges (the
             source of silhouette gradients); False gives hard images.
+        ambient: ambient fraction of the Lambert shading (RGB only).
+        light_dir: None for a headlight (light from each camera's centre), else (3,) or (B, 3)
+            direction toward a distant light, world frame (any length; normalised), per frame:
+            RGB = albedo * (ambient + (1 - ambient) * max(0, n . l)) with the surface normal n
+            turned toward the camera (two-sided).
 
     Returns:
         :class:`RenderOutput` with (B, C, ...) images.
@@ -146,6 +153,14 @@ def render_packed(
         raise ValueError(f"face_labels must be (F={faces.shape[0]},), got {tuple(face_labels.shape)}")
     device, dtype = verts_world.device, verts_world.dtype
     b, c = verts_world.shape[0], K.shape[0]
+    light_cam = None
+    if light_dir is not None and with_rgb:
+        light = torch.as_tensor(light_dir, dtype=dtype, device=device)
+        if light.shape not in ((3,), (b, 3)):
+            raise ValueError(f"light_dir must be (3,) or (B={b}, 3), got {tuple(light.shape)}")
+        light = F.normalize(light.expand(b, 3), dim=-1, eps=1e-12)
+        rot = world_to_cam[:, :3, :3].to(device, dtype)
+        light_cam = torch.einsum("cij,bj->bci", rot, light).reshape(b * c, 3)  # per image, camera frame
     faces = faces.long().to(device)
     face_labels = face_labels.long().to(device)
     cam, screen = _project(verts_world, K.to(device), world_to_cam.to(device))
@@ -171,7 +186,8 @@ def render_packed(
         channels.append(depth.index_copy(0, pix, z_fg).reshape(n, height, width, 1))
     if with_rgb:
         channels.append(
-            _shade(cam, faces, vid, img, pix, face, bary_fg, b, height, width, vertex_colors, textures, ambient)
+            _shade(cam, faces, vid, img, pix, face, bary_fg, b, height, width, vertex_colors, textures, ambient,
+                   light_cam)
         )
     sizes = [t.shape[-1] for t in channels]
     image = torch.cat(channels, dim=-1)
@@ -192,8 +208,10 @@ def render_packed(
     )
 
 
-def _shade(cam, faces, vid, img, pix, face, bary_fg, b, height, width, vertex_colors, textures, ambient):
-    """(N, H, W, 3) Lambert shading with a headlight; background black."""
+def _shade(cam, faces, vid, img, pix, face, bary_fg, b, height, width, vertex_colors, textures, ambient,
+           light_cam=None):
+    """(N, H, W, 3) Lambert shading with a headlight, or with the directional light ``light_cam``
+    (N, 3) (unit, toward the light, camera frame per image); background black."""
     n, v, _ = cam.shape
     c = n // b
     device, dtype = cam.device, cam.dtype
@@ -222,7 +240,11 @@ def _shade(cam, faces, vid, img, pix, face, bary_fg, b, height, width, vertex_co
     nrm = F.normalize((bary_fg[..., None] * normals[img[:, None], vid]).sum(1), dim=-1, eps=1e-12)
     pos = (bary_fg[..., None] * cam[img[:, None], vid]).sum(1)
     view = F.normalize(pos, dim=-1, eps=1e-12)
-    lambert = (nrm * view).sum(-1).abs()
+    if light_cam is None:
+        lambert = (nrm * view).sum(-1).abs()
+    else:  # two-sided: the normal of the side the camera sees
+        facing = torch.where((nrm * view).sum(-1, keepdim=True) > 0, -nrm, nrm)
+        lambert = (facing * light_cam.to(dtype)[img]).sum(-1).clamp(min=0.0)
     shaded = albedo * (ambient + (1.0 - ambient) * lambert)[:, None]
     out = torch.zeros(n * hw, 3, dtype=dtype, device=device)
     return out.index_copy(0, pix, shaded.clamp(0, 1)).reshape(n, height, width, 3)
@@ -265,6 +287,7 @@ class Renderer:
         silhouettes: bool = True,
         depth: bool = True,
         rgb: bool = False,
+        light_dir: torch.Tensor | None = None,
     ) -> RenderOutput:
         """Render ``meshes`` (B frames each) seen by ``cameras`` (C of them).
 
@@ -274,6 +297,8 @@ class Renderer:
                 their own ``width`` x ``height``).
             width, height: output resolution in pixels (both or neither); the intrinsics are
                 rescaled from each camera's size. Default: the cameras' size.
+            light_dir: RGB lighting, None for a headlight, else (3,) or (B, 3) direction toward a
+                distant light in the world frame (see :func:`render_packed`).
 
         Returns:
             :class:`RenderOutput` with (B, C, ...) tensors on the vertices' device.
@@ -309,6 +334,7 @@ class Renderer:
             with_rgb=rgb,
             antialiased=self.antialiased,
             ambient=self.ambient,
+            light_dir=light_dir,
         )
 
     @staticmethod

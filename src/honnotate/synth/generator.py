@@ -7,7 +7,9 @@ the annotator reads like a real one, plus the ground truth:
   slowly over the sequence (:func:`honnotate.synth.motion.grasp_drift`), carried along a smooth
   6D object trajectory in a 40 cm workspace 0.4-0.8 m in front of the cameras;
 * 1-5 RGB-D cameras (640x480, fx about 615) around the workspace, a textured table and
-  background, skin tone and lighting variation;
+  background, skin tone variation, and lighting: ambient plus a distant light whose direction
+  is drawn per sequence and drifts over the frames (:class:`LightingConfig`), shading hand,
+  object and table;
 * depth with a structured-light / time-of-flight noise model (:mod:`honnotate.synth.noise`);
 * cue files: exact segmentation and 2D keypoints, or degraded ones imitating detectors;
 * ground truth: HO-3D annotation pickles per camera and frame (OpenGL), the exact cues with
@@ -38,7 +40,7 @@ from honnotate.synth.noise import (
     depth_noise,
 )
 
-__all__ = ["SynthConfig", "generate_sequence", "SKIN_TONES"]
+__all__ = ["SynthConfig", "LightingConfig", "generate_sequence", "light_directions", "SKIN_TONES"]
 
 #: Albedo of skin tones (linear-ish RGB in [0, 1]), light to dark.
 SKIN_TONES = np.array([
@@ -46,6 +48,60 @@ SKIN_TONES = np.array([
     [0.66, 0.46, 0.34], [0.53, 0.36, 0.26], [0.38, 0.26, 0.19],
 ])
 TABLE_LABEL = 3
+#: Second seed word of the lighting's own random stream, ``default_rng([seed, _LIGHT_STREAM])``.
+_LIGHT_STREAM = 0x11647
+
+
+@dataclass(frozen=True)
+class LightingConfig:
+    """Lighting of a synthetic capture: ambient plus one distant (directional) light whose
+    direction is drawn per sequence and drifts slowly over the frames, then a global gain.
+
+    kind: "directional", or "headlight" (a light at each camera, the renderer's default; the
+        images are then those of earlier versions).
+    ambient: range of the ambient fraction of the shading, drawn per sequence (directional).
+    elevation: range of the light's angle above the horizontal, radians (world y points down).
+    azimuth: the light's azimuth is drawn in +-this, radians, about the direction from the
+        workspace toward camera 0 (0: lit from camera 0's side; pi/2: from its right or left).
+    drift: largest drift of the elevation and of the azimuth, radians per frame (drawn per sequence).
+    gain: range of the global intensity; colour_jitter: per-channel gain in 1 +- this.
+    """
+
+    kind: Literal["directional", "headlight"] = "directional"
+    ambient: tuple[float, float] = (0.25, 0.5)
+    elevation: tuple[float, float] = (0.3, 1.3)
+    azimuth: float = 1.4
+    drift: float = 0.004
+    gain: tuple[float, float] = (0.75, 1.25)
+    colour_jitter: float = 0.08
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("directional", "headlight"):
+            raise ValueError(f"lighting kind must be directional or headlight, got {self.kind!r}")
+        for name in ("ambient", "elevation", "gain"):
+            lo, hi = getattr(self, name)
+            if not lo <= hi:
+                raise ValueError(f"lighting {name}: expected a range (low, high), got ({lo}, {hi})")
+        if not (0.0 <= self.ambient[0] and self.ambient[1] <= 1.0):
+            raise ValueError(f"lighting ambient must lie in [0, 1], got {self.ambient}")
+
+
+def light_directions(frames: int, config: LightingConfig, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Directions toward the light per frame and the ambient fraction of one sequence.
+
+    Returns:
+        (frames, 3) float64 unit vectors, world frame (camera 0, OpenCV: y down, z forward):
+        elevation and azimuth drawn from ``config`` and drifting linearly (elevation kept in its
+        range); the ambient fraction (float).
+    """
+    ambient = float(rng.uniform(*config.ambient))
+    el0 = rng.uniform(*config.elevation)
+    az0 = rng.uniform(-config.azimuth, config.azimuth)
+    d_el, d_az = rng.uniform(-config.drift, config.drift, 2)
+    t = np.arange(frames)
+    el = np.clip(el0 + d_el * t, *config.elevation)
+    az = az0 + d_az * t
+    return np.stack([np.cos(el) * np.sin(az), -np.sin(el), -np.cos(el) * np.cos(az)], 1), ambient
 
 
 @dataclass(frozen=True)
@@ -57,7 +113,8 @@ class SynthConfig:
     focal: nominal fx = fy at 640x480 (each camera jitters it by up to 2%);
     shape_std: standard deviation of the random hand betas; degraded_cues: write degraded
     cues (else the exact ones) to ``segmentation/`` and ``keypoints2d/``; depth_scale: metres
-    per depth unit in the PNGs; table: render a table under the workspace.
+    per depth unit in the PNGs; table: render a table under the workspace; lighting: ambient,
+    directional light and gain (:class:`LightingConfig`).
     """
 
     frames: int = 100
@@ -76,6 +133,7 @@ class SynthConfig:
     motion: MotionConfig = field(default_factory=MotionConfig)
     depth_noise: DepthNoiseConfig = field(default_factory=DepthNoiseConfig)
     cue_noise: CueNoiseConfig = field(default_factory=CueNoiseConfig)
+    lighting: LightingConfig = field(default_factory=LightingConfig)
 
     def __post_init__(self) -> None:
         if not 1 <= self.cameras <= 5:
@@ -267,8 +325,16 @@ def generate_sequence(out_dir: str | Path, config: SynthConfig = SynthConfig(), 
     if obj.uv is not None and obj.texture is not None:
         obj_tex = {"uv": torch.as_tensor(obj.uv, dtype=f32), "texture": torch.as_tensor(obj.texture)}
     background = _background(cfg, rng)
-    gain = rng.uniform(0.75, 1.25) * rng.uniform(0.92, 1.08, 3)  # lighting intensity and colour
-    renderer = Renderer(background_depth=0.0, antialiased=False)
+    light = cfg.lighting
+    gain = rng.uniform(*light.gain) * rng.uniform(1 - light.colour_jitter, 1 + light.colour_jitter, 3)
+    # The directional light has its own random stream: the other draws (noise, cues) stay those
+    # of the seed whatever the lighting.
+    light_dir, ambient = light_directions(N, light, np.random.default_rng([cfg.seed, _LIGHT_STREAM]))
+    if light.kind == "headlight":
+        light_t, renderer = None, Renderer(background_depth=0.0, antialiased=False)
+    else:
+        light_t = torch.as_tensor(light_dir, dtype=f32)
+        renderer = Renderer(background_depth=0.0, antialiased=False, ambient=ambient)
     corners_rest = obj.bbox_corners()
     hands_mean = np.asarray(data.hands_mean)
     kp_gt_all = np.zeros((N, len(cams), 21, 3), np.float32)
@@ -285,7 +351,7 @@ def generate_sequence(out_dir: str | Path, config: SynthConfig = SynthConfig(), 
         meshes += [SceneMesh(m.vertices[None].expand(len(idx), -1, -1), m.faces, m.label, m.vertex_colors, m.uv, m.texture)
                    for m in meshes_static]
         with torch.no_grad():
-            r = renderer.render(meshes, cams, rgb=True)
+            r = renderer.render(meshes, cams, rgb=True, light_dir=None if light_t is None else light_t[idx])
         render_s += time.perf_counter() - t0
         for k, t in enumerate(idx):
             for c, cam in enumerate(cams):
@@ -343,6 +409,9 @@ def generate_sequence(out_dir: str | Path, config: SynthConfig = SynthConfig(), 
     summary = {
         "frames": N, "cameras": len(cams), "object": obj.name, "grasp": kind,
         "penetration_mm": grasp.penetration * 1e3, "contacts": list(grasp.contacts),
+        "lighting": {"kind": light.kind, "ambient": renderer.ambient, "gain": gain.tolist(),
+                     "light_dir_first": None if light_t is None else light_dir[0].tolist(),
+                     "light_dir_last": None if light_t is None else light_dir[-1].tolist()},
         "betas": betas.tolist(), "timings_s": {**timings, "total_s": time.perf_counter() - t_start},
     }
     (gt / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -13,6 +13,11 @@ A grasp is built in the object frame in three steps (all deterministic given the
    bisection finds the largest curl whose deepest vertex penetrates the object by at most
    ``max_penetration``: the finger ends in contact, or closes fully if it misses the object.
 
+A lateral grasp (key grip) follows its own recipe (:func:`_lateral_grasp`): the object is pinched
+at a thin part, an edge or a rim (a chord of the object short enough for the opened thumb-index
+gap, found by marching rays into it) between the thumb pad and the radial side of the curled
+index finger; the thumb closes along a key synergy onto the far side of the chord.
+
 Signed distances come from a warp BVH (:class:`~honnotate.geometry.mesh_query.MeshQuery`; positive
 inside a watertight mesh). The result is a
 :class:`Grasp` (hand parameters in the object frame) with its quality figures: maximum
@@ -47,9 +52,10 @@ class GraspConfig:
         on the object) or "lateral" (key grip: fingers curled, the object pressed between the
         thumb pad and the radial side of the index finger).
     max_penetration: deepest admitted hand vertex inside the object once a finger is closed.
-    palm_gap: distance between the palm and the surface (None: 0.002 power, 0.012 precision).
-    tilt_range: random rotation of the hand about the approach axis, +-radians.
-    bisection_steps: iterations of the per-finger curl search.
+    palm_gap: distance between the palm and the surface (None: 0.002 power, 0.012 precision),
+        or for a lateral grasp between the index's radial side and the surface (None: 0.001).
+    tilt_range: random rotation of the hand about the approach axis, +-radians (power, precision).
+    bisection_steps: iterations of the per-finger curl search (and of the key-grip thumb closure).
     """
 
     kind: Literal["power", "precision", "lateral"] = "power"
@@ -66,7 +72,8 @@ class Grasp:
     global_orient: (3,) wrist rotation; hand_pose: (45,) finger pose (flat-hand-mean convention);
     betas: (S,); transl: (3,); anatomical: (15, 3) the finger pose as anatomical angles;
     penetration: deepest hand vertex inside the object (m, >= 0); contacts: fingers whose
-    vertices touch the surface (within 3 mm); curls: the curl found per finger (0 open, 1 closed).
+    vertices touch the surface (within 3 mm); curls: the curl found per finger (0 open, 1 closed;
+    for a lateral grasp the thumb's key-synergy closure and the fixed curls of the fingers).
     """
 
     global_orient: np.ndarray
@@ -116,7 +123,8 @@ def _reach_contact(hand: HandModel, anat: np.ndarray, finger: str, tip: int, vid
                    R: np.ndarray, transl: np.ndarray, betas: torch.Tensor, limits: np.ndarray | None,
                    max_penetration: float, steps: int = 80, lr: float = 0.03) -> np.ndarray:
     """Anatomical angles (15, 3) with ``finger``'s joints optimised (Adam, within the limits) so its
-    fingertip vertex touches the surface while no vertex of the finger penetrates it.
+    vertex ``tip`` (the fingertip; for a key grip the thumb pad or the index's radial side) touches
+    the surface while no vertex of the finger penetrates it.
 
     The signed distance is linearised at the closest surface point and normal, re-queried every
     step: sd(x) = -n . (x - c) (> 0 inside)."""
@@ -155,6 +163,229 @@ def _reach_contact(hand: HandModel, anat: np.ndarray, finger: str, tip: int, vid
             with torch.no_grad():
                 var.copy_(torch.maximum(torch.minimum(var, hi), lo))
     return best
+
+
+#: Key grip (lateral pinch): finger curls (the index less than the others, so that the radial
+#: side of its middle phalanx faces the thumb) and the thumb's key synergy as anatomical
+#: (CMC, MCP, IP) angles, from open (pad about 6 cm off the index's radial side) to closed
+#: (pad on the radial side of the index middle phalanx).
+_KEY_CURLS = {"index": 0.75, "middle": 0.95, "ring": 1.0, "pinky": 1.0}
+_KEY_THUMB_OPEN = np.array([[-0.6, 0.0, 0.35], [-0.2, 0.0, 0.0], [0.3, 0.0, 0.0]])
+_KEY_THUMB_CLOSED = np.array([[0.0, 0.0, 0.35], [0.3, 0.0, 0.0], [0.6, 0.0, 0.0]])
+#: Pinch chords: tilts of the pinch direction from the inward surface normal (radians; 0 pinches
+#: a thin part across, ~45 deg an edge or rim, ~70 deg the near side of a round body), depths
+#: (m) sampled along it to find where it leaves the object, and the admitted chord lengths.
+_PINCH_TILTS = (0.0, 0.8, 1.2)
+_PINCH_DEPTHS = np.array([0.002, 0.004, 0.006, 0.009, 0.012, 0.016, 0.020, 0.025, 0.030, 0.036, 0.042])
+_PINCH_MIN_CHORD = 0.003
+
+
+def _key_thumb(c: float, base: np.ndarray, limits: np.ndarray | None) -> np.ndarray:
+    """Anatomical angles (15, 3) with the thumb at key-synergy value ``c`` (0 open, 1 closed)."""
+    out = base.copy()
+    out[list(FINGER_JOINTS["thumb"])] = _KEY_THUMB_OPEN + c * (_KEY_THUMB_CLOSED - _KEY_THUMB_OPEN)
+    if limits is not None:
+        out = np.clip(out, limits[..., 0], limits[..., 1])
+    return out
+
+
+def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(3, 3) smallest rotation taking unit vector ``a`` to unit vector ``b``."""
+    axis = np.cross(a, b)
+    s, c = np.linalg.norm(axis), float(np.clip(a @ b, -1.0, 1.0))
+    if s < 1e-9:
+        if c > 0:
+            return np.eye(3)
+        axis = np.cross(a, np.eye(3)[int(np.argmin(np.abs(a)))])  # antiparallel: half turn about any normal
+        s = np.linalg.norm(axis)
+    return roma.rotvec_to_rotmat(torch.as_tensor(axis / s * np.arctan2(s, c))).numpy()
+
+
+def _rotation_about(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """(K, 3, 3) rotations by ``angle`` (K,) radians about the unit ``axis`` (3,)."""
+    return roma.rotvec_to_rotmat(torch.as_tensor(np.asarray(angle)[:, None] * axis[None])).numpy()
+
+
+def _pinch_candidates(tm, mesh: MeshQuery, rng: np.random.Generator, n_points: int = 64,
+                      max_chord: float = 0.042) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Chords of the object that fit between the index's radial side and the thumb pad.
+
+    From ``n_points`` random surface points p (area-weighted) rays enter the object along
+    directions d tilted by :data:`_PINCH_TILTS` from the inward normal; a ray is a candidate if
+    it leaves the object again within ``max_chord``. Returns p (K, 3), outward normals at p
+    (K, 3), d (K, 3) and the worst friction angle (K,) radians: the larger of the angles between
+    d and the inward normal at p and between d and the outward normal where it leaves."""
+    area = np.asarray(tm.area_faces)
+    fid = rng.choice(len(area), n_points, p=area / area.sum())
+    w = rng.dirichlet(np.ones(3), n_points)
+    p = np.einsum("pk,pkj->pj", w, np.asarray(tm.triangles)[fid])
+    n = np.asarray(tm.face_normals)[fid]
+    helper = np.where(np.abs(n[:, :1]) < 0.9, np.array([[1.0, 0, 0]]), np.array([[0, 1.0, 0]]))
+    u = np.cross(n, helper)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    v = np.cross(n, u)
+    dirs, tilts = [], []
+    for tilt in _PINCH_TILTS:
+        azimuths = [0.0] if tilt == 0 else rng.uniform(0, 2 * np.pi) + np.arange(6) * np.pi / 3
+        for az in azimuths:
+            dirs.append(-np.cos(tilt) * n + np.sin(tilt) * (np.cos(az) * u + np.sin(az) * v))
+            tilts.append(np.full(n_points, tilt))
+    d = np.stack(dirs, 1)  # (P, K, 3)
+    tilt = np.stack(tilts, 1)
+    depths = _PINCH_DEPTHS[_PINCH_DEPTHS <= max_chord]
+    sd = mesh.signed_distance((p[:, None, None] + d[:, :, None] * depths[None, None, :, None]).reshape(-1, 3))
+    inside = sd.reshape(*d.shape[:2], len(depths)) > 0
+    # A candidate enters the object (inside at the first depth) and leaves it again.
+    leaves = ~inside[..., 1:]
+    exit_k = np.argmax(leaves, -1) + 1
+    ok = inside[..., 0] & leaves.any(-1)
+    pi, ki = np.nonzero(ok)
+    if len(pi) == 0:
+        empty = np.zeros((0, 3))
+        return empty, empty, empty, np.zeros(0)
+    lo, hi = depths[exit_k[pi, ki] - 1], depths[exit_k[pi, ki]]
+    pc, dc = p[pi], d[pi, ki]
+    for _ in range(3):  # bisect where the chord leaves the object
+        mid = 0.5 * (lo + hi)
+        inside_mid = mesh.signed_distance(pc + dc * mid[:, None]) > 0
+        lo, hi = np.where(inside_mid, mid, lo), np.where(inside_mid, hi, mid)
+    keep = hi >= _PINCH_MIN_CHORD
+    q = mesh.closest(pc[keep] + dc[keep] * hi[keep, None])
+    exit_angle = np.arccos(np.clip((dc[keep] * q.normal).sum(-1), -1.0, 1.0))
+    worst = np.maximum(tilt[pi, ki][keep], exit_angle)
+    return pc[keep], n[pi][keep], dc[keep], worst
+
+
+def _lateral_grasp(hand: HandModel, tm, mesh: MeshQuery, rng: np.random.Generator, config: GraspConfig,
+                   b: np.ndarray, finger_vids: dict[str, np.ndarray], transl_for, pose_hand) -> Grasp:
+    """Key grip: a thin part, edge or rim of the object pinched between the thumb pad and the
+    radial side of the curled index finger (see :func:`synthesize_grasp`).
+
+    1. Pinch chords of the object that fit in the opened thumb-index gap are found
+       (:func:`_pinch_candidates`) and tried in a random order weighted toward better friction.
+    2. The hand (fingers curled, thumb open) is placed with the index's radial side on the
+       chord's entry point and its pinch axis (index radial side -> thumb pad) along the chord;
+       the roll about the chord with the most clearance between hand and object is kept.
+    3. The hand slides along the surface normal until its closest vertex is ``palm_gap`` from
+       the surface and the thumb closes along its key synergy (bisection) onto the far side; the
+       first chord (of at most 6 tried) that ends with thumb and index in contact is kept.
+    4. The thumb pad and the index's radial side, where they still miss the surface, reach for
+       it (:func:`_reach_contact`)."""
+    dtype = hand.v_template.dtype
+    limits = hand.data.joint_limits
+    bt = torch.as_tensor(b[None], dtype=dtype)
+    gap = config.palm_gap if config.palm_gap is not None else 0.001
+    base = np.zeros((15, 3))
+    for f, c in _KEY_CURLS.items():
+        base = _curl_to_anatomical(f, c, base, limits)
+    eye, zero = np.eye(3), np.zeros(3)
+    v_open = pose_hand(_key_thumb(0.0, base, limits), eye, zero)
+    v_mid = pose_hand(_key_thumb(0.6, base, limits), eye, zero)
+    v_closed = pose_hand(_key_thumb(1.0, base, limits), eye, zero)
+    with torch.no_grad():
+        joints = hand(torch.zeros(1, 3, dtype=dtype), hand.anatomical_to_pose(torch.as_tensor(base[None], dtype=dtype)),
+                      bt).joints[0].double().numpy()
+    # The index's radial side: index vertices near its PIP joint (joint 2) facing the thumb; the
+    # thumb pad: the distal thumb vertex closest to it once the thumb is closed.
+    weights = hand.weights.detach().cpu().numpy()
+    owner = weights.argmax(1)
+    iv, tv = finger_vids["index"], finger_vids["thumb"]
+    thumb_distal = np.nonzero(owner == FINGER_JOINTS["thumb"][2] + 1)[0]
+    pip = joints[FINGER_JOINTS["index"][1] + 1]
+    to_thumb = v_closed[thumb_distal].mean(0) - pip
+    to_thumb /= np.linalg.norm(to_thumb)
+    near_pip = iv[np.linalg.norm(v_open[iv] - pip, axis=1) < 0.015]
+    radial = near_pip[(v_open[near_pip] - pip) @ to_thumb > np.percentile((v_open[near_pip] - pip) @ to_thumb, 70)]
+    ri = radial[np.argmax((v_open[radial] - pip) @ to_thumb)]
+    pad = thumb_distal[np.argmin(np.linalg.norm(v_closed[thumb_distal] - v_open[ri], axis=1))]
+    axis_h = v_mid[pad] - v_open[ri]
+    axis_h /= np.linalg.norm(axis_h)
+    others = np.setdiff1d(np.arange(len(v_open)), iv)
+    sub = others[::3]
+
+    not_thumb = np.setdiff1d(np.arange(len(v_open)), tv)
+
+    def place(R: np.ndarray, t: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """Slide along ``n`` until the closest non-thumb vertex is ``gap`` from the surface."""
+        for _ in range(6):
+            s = float(signed_distance(mesh, v_open[not_thumb] @ R.T + t).max())
+            if abs(s + gap) < 2e-4:
+                break
+            t = t + n * (s + gap)
+        return t
+
+    def close_thumb(R: np.ndarray, t: np.ndarray) -> float:
+        """Largest key-synergy closure whose thumb vertices stay within ``max_penetration``."""
+        def pen(c: float) -> float:
+            return float(signed_distance(mesh, pose_hand(_key_thumb(c, base, limits), R, t)[tv]).max())
+
+        lo, hi = 0.0, 1.0
+        if pen(hi) <= config.max_penetration:
+            return hi
+        for _ in range(config.bisection_steps):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if pen(mid) <= config.max_penetration else (lo, mid)
+        return lo
+
+    def attempt(R: np.ndarray, t: np.ndarray, n: np.ndarray) -> tuple[tuple[int, float], tuple]:
+        """Slide, close the thumb; score (fingers of the pinch in contact, -penetration)."""
+        t = place(R, t, n)
+        c = close_thumb(R, t)
+        sd = signed_distance(mesh, pose_hand(_key_thumb(c, base, limits), R, t))
+        touching = sum(int(sd[finger_vids[f]].max() > -0.003) for f in ("thumb", "index"))
+        return (touching, -max(float(sd.max()), 0.0)), (R, t, c)
+
+    p_c, n_c, d_c, worst = _pinch_candidates(tm, mesh, rng)
+    order: np.ndarray = np.zeros(0, dtype=int)
+    if len(worst):
+        weight = np.exp(-((worst / 0.6) ** 2)) + 1e-12
+        order = rng.choice(len(worst), size=min(len(worst), 24), replace=False, p=weight / weight.sum())
+    rolls = rng.uniform(0, 2 * np.pi) + np.arange(12) * np.pi / 6
+    best_score, best = None, None
+    tried = 0
+    for k in order:
+        p, n, d = p_c[k], n_c[k], d_c[k]
+        R = _rotation_about(d, rolls) @ _rotation_between(axis_h, d)  # (12, 3, 3)
+        t = p + n * gap - np.einsum("kij,j->ki", R, v_open[ri])
+        pts = np.einsum("kij,vj->kvi", R, np.concatenate([v_open[sub], v_open[iv]])) + t[:, None]
+        sd = signed_distance(mesh, pts.reshape(-1, 3)).reshape(len(rolls), -1)
+        clear = sd[:, : len(sub)].max(1)
+        ok = (clear < -0.002) & (sd[:, len(sub):].max(1) < 0.004)
+        if not ok.any():
+            continue
+        j = int(np.argmin(np.where(ok, clear, np.inf)))
+        score, found = attempt(R[j], t[j], n)
+        if best_score is None or score > best_score:
+            best_score, best = score, found
+        tried += 1
+        if (score[0] == 2 and -score[1] <= config.max_penetration) or tried >= 6:
+            break
+    if best is None:  # no chord fits (no thin part, edge or rim): the index side on the near side
+        centre = 0.5 * (np.asarray(tm.vertices).min(0) + np.asarray(tm.vertices).max(0))
+        q = mesh.closest((centre + rng.normal(size=3) * 1.0)[None])
+        n = q.normal[0]
+        R = _rotation_between(axis_h, -n)
+        best = attempt(R, q.points[0] + n * gap - R @ v_open[ri], n)[1]
+    R, t, c = best
+    anat = _key_thumb(c, base, limits)
+    curls = {"thumb": c, **_KEY_CURLS}
+    # Thumb pad and index radial side reach for the surface where they missed it.
+    for finger, target in (("thumb", pad), ("index", ri)):
+        sd_f = signed_distance(mesh, pose_hand(anat, R, t)[finger_vids[finger]])
+        if sd_f.max() > -0.003:
+            continue
+        anat = _reach_contact(hand, anat, finger, target, finger_vids[finger], mesh, R, transl_for(R, t), bt,
+                              limits, config.max_penetration)
+
+    order_f = ["thumb", "index", "middle", "ring", "pinky"]
+    verts = pose_hand(anat, R, t)
+    sd_all = signed_distance(mesh, verts)
+    contacts = tuple(f for f in order_f if sd_all[finger_vids[f]].max() > -0.003)
+    with torch.no_grad():
+        pose = hand.anatomical_to_pose(torch.as_tensor(anat[None], dtype=dtype))[0].double().numpy()
+    return Grasp(global_orient=roma.rotmat_to_rotvec(torch.as_tensor(R)).numpy(), hand_pose=pose, betas=b,
+                 transl=transl_for(R, t), anatomical=anat, penetration=float(max(sd_all.max(), 0.0)), contacts=contacts,
+                 curls=curls, kind=config.kind)
 
 
 def _principal_axes(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -219,25 +450,20 @@ def synthesize_grasp(hand: HandModel, obj, *, config: GraspConfig = GraspConfig(
 
     if config.kind not in ("power", "precision", "lateral"):
         raise ValueError(f"grasp kind must be power, precision or lateral, got {config.kind!r}")
+    if config.kind == "lateral":
+        return _lateral_grasp(hand, tm, mesh, rng, config, b, finger_vids, transl_for, pose_hand)
     # Open hand while it approaches: fingers slightly extended, thumb abducted away from the
-    # palm (at anatomical 0, the rest posture, the thumb lies in front of the palm). A lateral
-    # grasp starts with the four fingers curled (key grip).
-    open_curl = {f: (-0.7 if f == "thumb" else (0.7 if config.kind == "lateral" else -0.1)) for f in FINGER_JOINTS}
+    # palm (at anatomical 0, the rest posture, the thumb lies in front of the palm).
+    open_curl = {f: (-0.7 if f == "thumb" else -0.1) for f in FINGER_JOINTS}
     anat = np.zeros((15, 3))
     for f, c in open_curl.items():
         anat = _curl_to_anatomical(f, c, anat, limits)
     start = pose_hand(anat, np.eye(3), np.zeros(3))
 
-    # The hand's contact patch: the palm (wrist-skinned vertices on the palm side, -y), or for a
-    # lateral grasp the radial side (+z, toward the thumb) of the curled index finger.
-    if config.kind == "lateral":
-        iv = finger_vids["index"]
-        contact_v = iv[start[iv, 2] > np.percentile(start[iv, 2], 80)]
-        facing_h = np.array([0.0, 0.0, 1.0])
-    else:
-        wrist_v = np.nonzero(owner == 0)[0]
-        contact_v = wrist_v[rest[wrist_v, 1] < np.percentile(rest[wrist_v, 1], 25)]
-        facing_h = np.array([0.0, -1.0, 0.0])
+    # The hand's contact patch: the palm (wrist-skinned vertices on the palm side, -y).
+    wrist_v = np.nonzero(owner == 0)[0]
+    contact_v = wrist_v[rest[wrist_v, 1] < np.percentile(rest[wrist_v, 1], 25)]
+    facing_h = np.array([0.0, -1.0, 0.0])
     contact_centre = start[contact_v].mean(0)
 
     centre, long_ax, approach, wrap = _principal_axes(np.asarray(tm.vertices))
@@ -256,12 +482,12 @@ def synthesize_grasp(hand: HandModel, obj, *, config: GraspConfig = GraspConfig(
     along = rng.uniform(-0.15, 0.15) * float(ext @ np.abs(long_ax))
     # Contact patch placed over the surface. Power: the finger bases sit over the middle of the
     # object so the fingers wrap it; precision: the hand sits further back so the fingertips'
-    # closing arc meets the surface; lateral: the index side over the object's middle.
+    # closing arc meets the surface.
     target = centre + approach * (0.5 * float(ext @ np.abs(approach)) + 0.02) + long_ax * along
-    target = target - wrap * {"power": 0.04, "precision": 0.075, "lateral": 0.0}[config.kind]
+    target = target - wrap * {"power": 0.04, "precision": 0.075}[config.kind]
     t = target - R @ contact_centre
 
-    gap = config.palm_gap if config.palm_gap is not None else {"power": 0.002, "precision": 0.012, "lateral": 0.001}[config.kind]
+    gap = config.palm_gap if config.palm_gap is not None else {"power": 0.002, "precision": 0.012}[config.kind]
     verts = pose_hand(anat, R, t)
     sd = signed_distance(mesh, verts[contact_v])
     # Move along -approach so that the patch's closest vertex sits at `gap` from the surface.
@@ -282,7 +508,7 @@ def synthesize_grasp(hand: HandModel, obj, *, config: GraspConfig = GraspConfig(
 
     curls: dict[str, float] = {}
     order = ["thumb", "index", "middle", "ring", "pinky"]
-    for finger in (["thumb"] if config.kind == "lateral" else order):
+    for finger in order:
         lo, hi = open_curl[finger], 1.0
         if signed_distance(mesh, pose_hand(_curl_to_anatomical(finger, hi, anat, limits), R, t)[finger_vids[finger]]).max() <= config.max_penetration:
             lo = hi  # closes fully without touching
@@ -297,10 +523,10 @@ def synthesize_grasp(hand: HandModel, obj, *, config: GraspConfig = GraspConfig(
         anat = _curl_to_anatomical(finger, lo, anat, limits)
         curls[finger] = lo
 
-    # Fingers that must touch but whose synergy missed the surface (the thumb of a lateral or
-    # precision grasp, the fingertips of a precision grasp) reach for it: their joint angles are
-    # optimised within the limits to bring the fingertip onto the surface without penetration.
-    must_touch = {"power": ["thumb"], "precision": ["thumb", "index", "middle"], "lateral": ["thumb"]}[config.kind]
+    # Fingers that must touch but whose synergy missed the surface (the thumb, and the fingertips
+    # of a precision grasp) reach for it: their joint angles are optimised within the limits to
+    # bring the fingertip onto the surface without penetration.
+    must_touch = {"power": ["thumb"], "precision": ["thumb", "index", "middle"]}[config.kind]
     tips = {f: int(hand.data.tip_vertex_ids[i]) for i, f in enumerate(["thumb", "index", "middle", "ring", "pinky"])}
     for finger in must_touch:
         sd_f = signed_distance(mesh, pose_hand(anat, R, t)[finger_vids[finger]])
