@@ -58,6 +58,16 @@ def _weights_dict(**kw: float) -> dict[str, float]:
     return {k: float(v) for k, v in kw.items()}
 
 
+#: Data-term weights of the batch refinements, which render at 0.25 of the capture size. There a
+#: silhouette pixel spans ~4 capture pixels, so the tracking stages' silhouette and depth weights
+#: (mask 20, depth 2e4) pull the object off by a pixel's quantisation (multi-camera mug: 0.81 mm
+#: after tracking, 1.80 mm after refinement). The resolution-free point-to-surface terms take over:
+#: mask 2, depth 5e3, E_3D hand 5e4, object 1e5 give 0.40 mm object / 1.58 mm hand on that capture,
+#: 0.27 / 1.77 mm on the 5-camera mustard bottle and 0.79 / 2.17 mm (ADD-S / hand) on the 100-frame
+#: single-camera one, all better than after tracking (benchmarks/annotate.py).
+_REFINEMENT_DATA_WEIGHTS = {"mask": 2.0, "depth": 5e3, "points3d_hand": 5e4, "points3d_object": 1e5}
+
+
 class StageConfig(_Model):
     """One optimisation stage.
 
@@ -152,9 +162,8 @@ class MultiCameraSchedule(_Model):
                               joint_limits=1.0, interpenetration=0.5))
     refinement: StageConfig = StageConfig(
         steps=60, scale=0.25,
-        weights=_weights_dict(mask=20.0, depth=2e4, keypoints2d=2e-4, points3d_hand=2e4, points3d_object=2e4,
-                              joint_limits=1.0, interpenetration=0.5, hand_accel=2.0, object_rot_accel=50.0,
-                              object_trans_vel=50.0))
+        weights=_weights_dict(**_REFINEMENT_DATA_WEIGHTS, keypoints2d=2e-4, joint_limits=1.0, interpenetration=0.5,
+                              hand_accel=2.0, object_rot_accel=50.0, object_trans_vel=50.0))
     batch_size: int = Field(default=20, ge=1)
     batch_overlap: int = Field(default=5, ge=0)
 
@@ -185,9 +194,8 @@ class SingleCameraSchedule(_Model):
                               joint_limits=1.0))
     refinement: StageConfig = StageConfig(
         steps=40, scale=0.25,
-        weights=_weights_dict(mask=20.0, depth=2e4, keypoints2d=2e-4, points3d_hand=2e4, points3d_object=2e4,
-                              joint_limits=1.0, interpenetration=0.5, hand_accel=2.0, object_rot_accel=50.0,
-                              object_trans_vel=50.0))
+        weights=_weights_dict(**_REFINEMENT_DATA_WEIGHTS, keypoints2d=2e-4, joint_limits=1.0, interpenetration=0.5,
+                              hand_accel=2.0, object_rot_accel=50.0, object_trans_vel=50.0))
     batch_size: int = Field(default=20, ge=1)
     batch_overlap: int = Field(default=5, ge=0)
 
