@@ -55,9 +55,18 @@ def run_case(work: Path, name: str, frames: int, override: dict | None = None, t
     return s
 
 
-def _row(label: str, acc: dict) -> str:
-    return (f"| {label} | {acc['hand_mpjpe_mm']['mean']:.2f} | {acc['object_add_mm']['mean']:.2f} | "
-            f"{acc['object_adds_mm']['mean']:.2f} |")
+def _row(label: str, acc: dict, hand: bool = True, obj: bool = True) -> str:
+    """A table row; ``hand`` / ``obj`` False print a dash (not yet estimated at that stage)."""
+    h = f"{acc['hand_mpjpe_mm']['mean']:.2f}" if hand else "–"
+    o = f"{acc['object_add_mm']['mean']:.2f} | {acc['object_adds_mm']['mean']:.2f}" if obj else "– | –"
+    return f"| {label} | {h} | {o} |"
+
+
+def _estimated(stages: list[str], stage: str) -> tuple[bool, bool]:
+    """(hand, object) estimated once ``stage`` has run: the hand from hand_init on, the object
+    after its first tracking stage."""
+    done = stages[: stages.index(stage) + 1] if stage in stages else stages
+    return "hand_init" in done, bool({"object_tracking", "tracking"} & set(done))
 
 
 def main() -> None:
@@ -87,7 +96,7 @@ def main() -> None:
         parts.append("| stage | hand MPJPE mm | object ADD mm | object ADD-S mm |\n|---|---|---|---|")
         for st in s["stages"] + ["final"]:
             if st in s["accuracy"] and st not in ("object_init",):
-                parts.append(_row(st, s["accuracy"][st]))
+                parts.append(_row(st, s["accuracy"][st], *_estimated(s["stages"], st)))
         parts.append("\n| stage | seconds | s/frame |\n|---|---|---|")
         for st, sec in t.items():
             parts.append(f"| {st} | {sec:.1f} | {sec / frames:.3f} |")

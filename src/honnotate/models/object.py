@@ -594,7 +594,20 @@ def _mustard_bottle() -> ObjectMesh:
     texture = _texture(pattern)
     builder = _Builder()
     _revolution(builder, a, b, z, 64, (0.0, 1.0))
-    return builder.build("mustard_bottle", texture)
+    mesh = builder.build("mustard_bottle", texture)
+    # As on the YCB bottle, shoulder, neck and cap lean toward one narrow end (+x): without this the
+    # shape would be symmetric under a half turn about its axis and its pose ambiguous (ADD ~50 mm
+    # for a correct fit up to that symmetry). The lean ramps in over the shoulder; it stays inside
+    # the body's x extent, so the bbox-centred origin is unchanged.
+    v = mesh.vertices.copy()
+    h = v[:, 2] - v[:, 2].min()
+    ramp = np.clip((h - z_body) / (z_shoulder - z_body), 0.0, 1.0)
+    v[:, 0] += _MUSTARD_CAP_OFFSET * (3.0 * ramp**2 - 2.0 * ramp**3)
+    return ObjectMesh(mesh.name, v, mesh.faces, vertex_colors=mesh.vertex_colors, uv=mesh.uv, texture=mesh.texture)
+
+
+#: x offset (m) of the mustard bottle's cap from the body axis.
+_MUSTARD_CAP_OFFSET = 0.018
 
 
 def _mug() -> ObjectMesh:
