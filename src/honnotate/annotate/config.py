@@ -110,7 +110,14 @@ class ObjectInitConfig(_Model):
     (this removes the 180-degree flips a point cloud alone cannot tell apart); ``anchors``: the
     ICP starts also put the visible cloud on that many points spread over the mesh (partial
     views). ``min_points``:
-    fewest object points for a frame to start from (else the next frame is used)."""
+    fewest object points for a frame to start from (else the next frame is used).
+
+    One view often cannot tell a pose from a near-symmetric one (the mustard bottle's cap hidden
+    by the hand, the mug's handle behind it). Hypotheses whose energy is within ``ambiguity``
+    (relative) of the best, at most ``verify_hypotheses``, are each tracked over the next
+    ``verify_frames`` frames (``verify_steps`` Adam steps per frame after an ICP warm start) and
+    the one with the lowest mean energy over those frames wins: as the object turns, the wrong
+    pose stops fitting."""
 
     candidates: int = Field(default=6, ge=1)
     directions: int = Field(default=40, ge=1)
@@ -119,6 +126,10 @@ class ObjectInitConfig(_Model):
     steps: int = Field(default=40, ge=0)
     scale: float = Field(default=0.5, gt=0, le=1)
     min_points: int = Field(default=200, ge=10)
+    ambiguity: float = Field(default=0.1, ge=0)
+    verify_hypotheses: int = Field(default=3, ge=1)
+    verify_frames: int = Field(default=200, ge=1)
+    verify_steps: int = Field(default=5, ge=1)
 
 
 class HandInitConfig(_Model):

@@ -127,8 +127,35 @@ def init_object_first_frame(problem: AnnotationProblem, state: SequenceState, co
         r = _run(problem, [t0], trial, stage, WindowSpec(hand="none"), steps=oc.steps)
         scored.append((float(r["total"][0]), trial.obj_rotvec[t0].copy(), trial.obj_transl[t0].copy()))
     scored.sort(key=lambda x: x[0])
-    state.obj_rotvec[t0], state.obj_transl[t0] = scored[0][1], scored[0][2]
-    return {"frame": t0, "source": "depth", "candidates": [(e, r.tolist(), t.tolist()) for e, r, t in scored]}
+    close = [s for s in scored if s[0] <= scored[0][0] * (1.0 + oc.ambiguity)][: oc.verify_hypotheses]
+    verified = _verify_hypotheses(problem, state, t0, close, stage, oc) if len(close) > 1 else []
+    best = close[int(np.argmin(verified))] if verified else scored[0]
+    state.obj_rotvec[t0], state.obj_transl[t0] = best[1], best[2]
+    return {"frame": t0, "source": "depth", "candidates": [(e, r.tolist(), t.tolist()) for e, r, t in scored],
+            "verified": [float(v) for v in verified]}
+
+
+def _verify_hypotheses(problem: AnnotationProblem, state: SequenceState, t0: int, hypotheses: list,
+                       stage: StageConfig, oc) -> list[float]:
+    """Mean per-frame object energy of each first-frame hypothesis ``(energy, rotvec, transl)``
+    tracked over the ``oc.verify_frames`` frames from ``t0`` (ICP warm start, then
+    ``oc.verify_steps`` Adam steps per frame); frames without an object are skipped."""
+    T = problem.obs.num_frames
+    frames = [t for t in range(t0 + 1, min(T, t0 + 1 + oc.verify_frames)) if _has_object(problem, t)]
+    if not frames:
+        return []
+    means = []
+    for _, rv, tr in hypotheses:
+        trial = state.copy()
+        trial.obj_rotvec[t0], trial.obj_transl[t0] = rv, tr
+        energies, prev = [], t0
+        for t in frames:
+            _warm_start_object(trial, t, prev, problem)
+            r = _run(problem, [t], trial, stage, WindowSpec(hand="none"), steps=oc.verify_steps)
+            energies.append(float(r["total"][0]))
+            prev = t
+        means.append(float(np.mean(energies)))
+    return means
 
 
 def _distinct(cands, count: int, min_dist: float = 0.01, min_angle: float = 0.2) -> list:
