@@ -24,6 +24,7 @@ from honnotate.annotate.terms import (
     joint_limit_energy,
     keypoints2d_energy,
     mask_energy,
+    occlusion_energy,
     project_to_cameras,
     temporal_energy,
     velocity_energy,
@@ -182,6 +183,33 @@ class TestDepth:
     def test_bad(self):
         with pytest.raises(ValueError, match="observed_depth"):
             depth_energy(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 3))
+
+
+class TestOcclusion:
+    def test_golden(self):
+        # pixel values: object rendered 2 cm in front of the seen hand (penalised beyond the 1 cm
+        # margin), 5 cm behind it (free), no observed depth, outside the region
+        rend = torch.tensor([[[[0.48, 0.55], [0.40, 0.30]]]], dtype=D)
+        obs = torch.tensor([[[[0.50, 0.50], [0.0, 0.50]]]], dtype=D)
+        region = torch.tensor([[[[1, 1], [1, 0]]]], dtype=torch.bool)
+        e = occlusion_energy(rend, obs, region, kind="truncated_l1", threshold=0.5, margin=0.01)
+        torch.testing.assert_close(e, torch.tensor([[0.01 / 4]], dtype=D))
+        assert float(occlusion_energy(rend + 1.0, obs, region, kind="truncated_l1", threshold=0.5)) == 0.0
+
+    def test_gradient(self):
+        g = _gen(5)
+        obs = 0.5 + 0.05 * torch.rand(2, 2, 6, 5, generator=g, dtype=D)
+        rend = (obs - 0.03 + 0.01 * torch.randn(2, 2, 6, 5, generator=g, dtype=D)).requires_grad_()
+        region = torch.rand(2, 2, 6, 5, generator=g) > 0.3
+        assert gradcheck(lambda r: occlusion_energy(r, obs, region, kind="tukey", threshold=0.04), (rend,))
+        e = occlusion_energy(rend, obs, region, kind="tukey", threshold=0.04).sum()
+        (grad,) = torch.autograd.grad(e, rend)
+        assert (grad[region] <= 0).all() and (grad[region] < 0).any()  # pushed back, behind the hand
+        assert (grad[~region] == 0).all()
+
+    def test_bad(self):
+        with pytest.raises(ValueError, match="region"):
+            occlusion_energy(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 3))
 
 
 def _cameras(C):

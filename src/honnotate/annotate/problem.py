@@ -33,6 +33,7 @@ from honnotate.annotate.terms import (
     depth_energy,
     keypoints2d_energy,
     mask_energy,
+    occlusion_energy,
     velocity_energy,
 )
 from honnotate.annotate.weights import TermSettings, TermWeights, total_energy
@@ -231,6 +232,11 @@ class AnnotationProblem:
                     region = region & ((seg == OBJECT_LABEL) | (out.labels == OBJECT_LABEL))
                 terms["depth"] = depth_energy(out.depth, dep, region, st.depth_kind, st.depth_threshold,
                                               st.max_depth, 0)
+                if object_only:  # the unseen hand hides the object: behind the hand's depth, not in front
+                    hidden = self.obs.seg_valid.to(self.device)[idx][..., None, None] & (seg == HAND_LABEL) & \
+                        (out.labels == OBJECT_LABEL)
+                    terms["depth"] = terms["depth"] + occlusion_energy(out.depth, dep, hidden, st.depth_kind,
+                                                                       st.depth_threshold, st.max_depth)
         if hand_out is not None and weights.keypoints2d > 0:
             terms["keypoints2d"] = keypoints2d_energy(hand_out.joints, self.keypoints[idx], self.K, self.world_to_cam,
                                                       st.keypoint_kind, st.keypoint_scale, st.keypoint_conf_threshold)

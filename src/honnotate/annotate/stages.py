@@ -119,7 +119,7 @@ def init_object_first_frame(problem: AnnotationProblem, state: SequenceState, co
     cands = object_pose_candidates(problem.object_vertices_np, problem.object_faces_np, cloud, cam.world_to_cam().double().numpy(),
                                    cam.rescaled(w, h).K.double().numpy(), depth, num_directions=oc.directions,
                                    num_inplane=oc.inplane, keep=4 * max(oc.candidates, 1), anchors=oc.anchors,
-                                   labels=obs.segmentation[t0, c].numpy())
+                                   labels=obs.segmentation[t0, c].numpy(), max_depth=config.terms.max_depth)
     scored = []
     for cand in _distinct(cands, oc.candidates):
         trial = state.copy()

@@ -27,6 +27,7 @@ __all__ = [
     "mask_energy",
     "valid_depth",
     "depth_energy",
+    "occlusion_energy",
     "project_to_cameras",
     "keypoints2d_energy",
     "keypoints2d_residuals",
@@ -190,6 +191,33 @@ def depth_energy(rendered_depth: torch.Tensor, observed_depth: torch.Tensor, reg
         rho = robust(r - o, kind, threshold)
         total = total + (wl * rho).mean(dim=(2, 3))
     return total
+
+
+def occlusion_energy(rendered_depth: torch.Tensor, observed_depth: torch.Tensor, region: torch.Tensor,
+                     kind: RobustKind = "tukey", threshold: float = 0.02, max_depth: float = 0.75,
+                     margin: float = 0.01) -> torch.Tensor:
+    """Free-space residual of a surface hidden behind an occluder, per frame and camera.
+
+    Where the cue shows the occluder (the hand, for the object-only stages) and the rendering
+    shows the object (``region``), the object may lie behind the observed surface but not in
+    front of it: ``mean_p w(p) rho(max(0, D_obs(p) - margin - D_rend(p)))``, ``w`` = ``region`` and
+    observed depth valid; the mean runs over all H x W pixels as in :func:`depth_energy`.
+
+    Args:
+        rendered_depth: (B, C, H, W) metres; differentiable. observed_depth: (B, C, H, W) metres.
+        region: (B, C, H, W) bool pixels. margin: slack in metres (sensor noise).
+
+    Returns:
+        (B, C) energy, units of ``rho``.
+    """
+    _check_images("rendered_depth", rendered_depth)
+    _check_images("observed_depth", observed_depth, tuple(rendered_depth.shape))
+    _check_images("region", region, tuple(rendered_depth.shape))
+    obs = observed_depth.to(device=rendered_depth.device, dtype=rendered_depth.dtype)
+    w = valid_depth(obs, max_depth).to(rendered_depth.dtype) * region.to(device=rendered_depth.device,
+                                                                            dtype=rendered_depth.dtype)
+    ahead = torch.clamp(torch.where(w > 0, obs, torch.zeros_like(obs)) - margin - rendered_depth, min=0.0)
+    return (w * robust(ahead, kind, threshold)).mean(dim=(2, 3))
 
 
 def project_to_cameras(points_world: torch.Tensor, K: torch.Tensor,
