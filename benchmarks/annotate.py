@@ -2,7 +2,7 @@
 automatic initialisation, the default schedule; accuracy per stage (paper Table 3) and, with
 ``--ablation``, with terms switched off one at a time (paper Table 2).
 
-Run: ``python benchmarks/annotate.py [--frames N] [--ablation] [--cases single,multi]``
+Run: ``python benchmarks/annotate.py [--frames N] [--ablation] [--cases single,multi] [--ablation-cases single,multi]``
 (writes its BENCHMARKS.md section). Captures and outputs go to ``--work`` (default a temp dir).
 """
 
@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=None, help="frames per capture (default per case)")
     ap.add_argument("--cases", default="single,multi")
     ap.add_argument("--ablation", action="store_true")
+    ap.add_argument("--ablation-cases", default="single,multi", help="cases of the ablation (of those in --cases)")
     ap.add_argument("--work", type=Path, default=None)
     a = ap.parse_args()
     work = a.work or Path(tempfile.mkdtemp(prefix="honnotate_bench_"))
@@ -102,7 +103,7 @@ def main() -> None:
             parts.append(f"| {st} | {sec:.1f} | {sec / frames:.3f} |")
         print("\n".join(parts[-2:]), flush=True)
     if a.ablation:
-        for name in a.cases.split(","):
+        for name in [c for c in a.ablation_cases.split(",") if c in results]:
             frames = a.frames or CASES[name][3]
             parts.append(f"\nAblation on **{name}** ({frames} frames): each term switched off in every stage.\n")
             parts.append("| configuration | hand MPJPE mm | object ADD mm | object ADD-S mm |\n|---|---|---|---|")

@@ -112,12 +112,14 @@ class CompositeConfig:
     shape_std: std of the random hand betas; drift: +- anatomical finger angle change;
     hand_only_prob / object_only_prob: scenes with one of the two only; background_dir: folder
     of the user's own background images (PNG/JPG), used for ``user_background_prob`` of the
-    samples; distractor_prob: add random shapes (some skin-coloured) to procedural backgrounds.
+    samples; distractor_prob: add random shapes (some skin-coloured) to procedural backgrounds;
+    headlight_prob: scenes lit by a headlight, the others by ambient plus a distant light from
+    above and the camera's side (the lighting of ``honnotate synth``).
     """
 
     objects: tuple[str, ...] = _OBJECTS
     grasp_kinds: tuple[str, ...] = ("power", "precision", "lateral")
-    grasps_per_object: int = 3
+    grasps_per_object: int = 10
     side: str = "right"
     width: int = 320
     height: int = 240
@@ -130,6 +132,7 @@ class CompositeConfig:
     background_dir: str | None = None
     user_background_prob: float = 0.7
     distractor_prob: float = 0.5
+    headlight_prob: float = 0.3
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     crop: CropConfig = field(default_factory=CropConfig)
@@ -443,8 +446,13 @@ class SyntheticComposites(Dataset):
                 if obj.uv is not None and obj.texture is not None else {}
             meshes.append(SceneMesh(torch.as_tensor(ov_c, dtype=f32), torch.as_tensor(obj.faces), OBJECT_LABEL,
                                     vertex_colors=torch.as_tensor(col, dtype=f32), **tex))
+        light = None  # a headlight, or a distant light from above and the camera's side (as honnotate synth)
+        if rng.random() >= cfg.headlight_prob:
+            az, el = rng.uniform(-1.4, 1.4), rng.uniform(0.3, 1.3)
+            light = torch.tensor([np.sin(az) * np.cos(el), -np.sin(el), -np.cos(az) * np.cos(el)], dtype=f32)
         with torch.no_grad():
-            r = Renderer(background_depth=0.0, antialiased=False, ambient=float(rng.uniform(0.25, 0.5))).render(meshes, cam, rgb=True)
+            r = Renderer(background_depth=0.0, antialiased=False, ambient=float(rng.uniform(0.25, 0.5))).render(
+                meshes, cam, rgb=True, light_dir=light)
         labels = r.labels[0, 0].numpy().astype(np.uint8)
         depth = r.depth[0, 0].numpy()
         rgb = r.rgb[0, 0].numpy().astype(np.float32)

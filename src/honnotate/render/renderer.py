@@ -310,8 +310,8 @@ class Renderer:
         K, w2c, width, height = _camera_tensors(cameras, width, height, device, dtype)
         verts, faces, labels, colors, textures = self._pack(meshes, device, dtype)
         key = tuple((m.faces.data_ptr(), tuple(m.faces.shape)) for m in meshes)
-        topo = self._topology_cache.get(key)
-        if topo is None:
+        topo = self._topology_cache.get(key) if self.antialiased else None
+        if topo is None and self.antialiased:  # only the antialiasing needs the edge topology
             topo = mesh_topology(faces)
             self._topology_cache = {key: topo}
         return render_packed(
