@@ -83,8 +83,9 @@ def main() -> None:
              "5% outliers, eroded/dilated masks, under-segmented fingertips; structured-light depth noise), automatic "
              "initialisation, default schedule. Errors are means over frames, world frame, against the generator's "
              "ground truth: hand MPJPE, object mean vertex error (ADD) and ADD-S (closest-point; the symmetric "
-             "error for shapes with symmetries: the procedural mustard bottle is symmetric under a half turn about "
-             "its axis, so ADD can be ~50 mm while the annotation is right up to that symmetry).\n"]
+             "error: for shapes with symmetries, the can, the box, the sphere, ADD counts poses that are equivalent "
+             "up to that symmetry as errors). Cases: `single` and `single_mug` (seed 4: the mug stays mostly hidden "
+             "behind the hand in its one view, the hard case), `multi` and `multi_mustard` (5 cameras).\n"]
     results = {}
     for name in a.cases.split(","):
         frames = a.frames or CASES[name][3]

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         backgrounds: Path | None = typer.Option(None, help="Folder of background images (PNG/JPEG)."),
         objects: str = typer.Option("", help="Comma-separated built-in objects (default all)."),
         size: str = typer.Option("", help="Rendered image size WxH (default 320x240 seg, 640x480 keypoints)."),
-        grasps_per_object: int = typer.Option(3, help="Grasps synthesised per object for the data."),
+        grasps_per_object: int = typer.Option(10, help="Grasps synthesised per object for the data."),
         device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda:0, ..."),
         workers: int = typer.Option(0, help="DataLoader worker processes."),
         checkpoint_every: int = typer.Option(200, help="Steps between checkpoints."),
