@@ -31,12 +31,31 @@ def test_bad_inputs():
     seg = build_network("segmentation", TINY_SEG)
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         seg(torch.rand(3, 16, 16))
-    with pytest.raises(ValueError, match="multiples of 4"):
+    with pytest.raises(ValueError, match="multiples of 8"):  # stem stride 2 x 2 levels
         seg(torch.rand(1, 3, 18, 16))
+    with pytest.raises(ValueError, match="multiples of 4"):
+        build_network("segmentation", {**TINY_SEG, "stem_stride": 1})(torch.rand(1, 3, 18, 16))
+    with pytest.raises(ValueError, match="stem_stride"):
+        build_network("segmentation", {**TINY_SEG, "stem_stride": 4})
     with pytest.raises(ValueError, match="unknown segmentation architecture keys"):
         build_network("segmentation", {"depth": 3})
     with pytest.raises(ValueError, match="unknown task"):
         build_network("pose")
+
+
+@pytest.mark.parametrize("stem_stride", [1, 2])
+def test_segmentation_full_resolution_logits(stem_stride):
+    # both layouts give logits at the input size, and the full-resolution branch sees fine detail:
+    # a one-pixel change of the input changes the stride-2 net's logits at that pixel
+    torch.manual_seed(0)
+    seg = build_network("segmentation", {**TINY_SEG, "stem_stride": stem_stride}).eval()
+    x = torch.rand(2, 3, 24, 32)
+    out = seg(x)
+    assert out.shape == (2, 3, 24, 32)
+    y = x.clone()
+    y[:, :, 11, 13] = 1.0 - y[:, :, 11, 13]
+    d = (seg(y) - out).abs().sum(1)
+    assert d[:, 11, 13].min() > 0
 
 
 def test_default_weights_fit_the_size_budget():
