@@ -1,6 +1,7 @@
 """Grasp synthesis: place a MANO-format hand on an object and close its fingers to contact.
 
-A grasp is built in the object frame in three steps (all deterministic given the seed):
+A grasp is built in the object frame in three steps, and a fourth if it does not hold (all
+deterministic given the seed):
 
 1. **Approach.** The object's principal axes (bounding-box extents) give a long axis, an
    approach axis and a wrap axis. The palm faces the object along the approach axis, the
@@ -12,6 +13,12 @@ A grasp is built in the object frame in three steps (all deterministic given the
    flexion growing together, anatomical angles clipped to the model's joint limits); a
    bisection finds the largest curl whose deepest vertex penetrates the object by at most
    ``max_penetration``: the finger ends in contact, or closes fully if it misses the object.
+4. **Other placements.** If fewer fingers than a grasp needs to hold the object touch it (3 for a
+   power grasp, 2 for a precision grasp; e.g. the palm over a mug's open top, the fingers closing
+   into the opening), steps 1-3 are repeated with the approach side flipped, the fingers pointing
+   the other way, both (then, if ``placements`` > 4, with the approach and wrap axes swapped), a
+   fresh tilt and offset each time, up to ``placements`` times; the first placement that holds,
+   else the one with the most fingers in contact, is kept.
 
 A lateral grasp (key grip) follows its own recipe (:func:`_lateral_grasp`): the object is pinched
 at a thin part, an edge or a rim (a chord of the object short enough for the opened thumb-index
@@ -56,6 +63,9 @@ class GraspConfig:
         or for a lateral grasp between the index's radial side and the surface (None: 0.001).
     tilt_range: random rotation of the hand about the approach axis, +-radians (power, precision).
     bisection_steps: iterations of the per-finger curl search (and of the key-grip thumb closure).
+    placements: hand placements tried at most (power, precision; 1 to 8): the drawn one, then other
+        approach sides and finger directions (5-8: approach and wrap axes swapped), until enough
+        fingers touch the object (:data:`_MIN_CONTACTS`); the worst case costs this many grasps.
     """
 
     kind: Literal["power", "precision", "lateral"] = "power"
@@ -63,6 +73,11 @@ class GraspConfig:
     palm_gap: float | None = None
     tilt_range: float = 0.35
     bisection_steps: int = 12
+    placements: int = 4
+
+
+#: Fingers in contact for a power / precision grasp to hold; fewer, and the next placement is tried.
+_MIN_CONTACTS = {"power": 3, "precision": 2}
 
 
 @dataclass(frozen=True)
@@ -466,77 +481,103 @@ def synthesize_grasp(hand: HandModel, obj, *, config: GraspConfig = GraspConfig(
     facing_h = np.array([0.0, -1.0, 0.0])
     contact_centre = start[contact_v].mean(0)
 
-    centre, long_ax, approach, wrap = _principal_axes(np.asarray(tm.vertices))
-    if rng.random() < 0.5:
-        approach = -approach
-    if rng.random() < 0.5:
-        wrap = -wrap
-    # Hand frame: the contact patch's normal -> -approach; fingers (-x right, +x left) -> wrap.
-    fingers_h = np.array([-1.0 if right else 1.0, 0, 0])
-    src = np.stack([fingers_h, facing_h, np.cross(fingers_h, facing_h)], 1)
-    dst = np.stack([wrap, -approach, np.cross(wrap, -approach)], 1)
-    R = dst @ src.T
-    tilt = roma.rotvec_to_rotmat(torch.as_tensor(approach * rng.uniform(-config.tilt_range, config.tilt_range))).numpy()
-    R = tilt @ R
+    centre, long_ax, approach0, wrap0 = _principal_axes(np.asarray(tm.vertices))
     ext = np.asarray(tm.vertices).max(0) - np.asarray(tm.vertices).min(0)
-    along = rng.uniform(-0.15, 0.15) * float(ext @ np.abs(long_ax))
-    # Contact patch placed over the surface. Power: the finger bases sit over the middle of the
-    # object so the fingers wrap it; precision: the hand sits further back so the fingertips'
-    # closing arc meets the surface.
-    target = centre + approach * (0.5 * float(ext @ np.abs(approach)) + 0.02) + long_ax * along
-    target = target - wrap * {"power": 0.04, "precision": 0.075}[config.kind]
-    t = target - R @ contact_centre
-
+    fingers_h = np.array([-1.0 if right else 1.0, 0, 0])
     gap = config.palm_gap if config.palm_gap is not None else {"power": 0.002, "precision": 0.012}[config.kind]
-    verts = pose_hand(anat, R, t)
-    sd = signed_distance(mesh, verts[contact_v])
-    # Move along -approach so that the patch's closest vertex sits at `gap` from the surface.
-    for _ in range(6):
-        shift = float(-sd.max() - gap)  # distance of the closest patch vertex minus the gap
-        t = t - approach * shift
+    order = ["thumb", "index", "middle", "ring", "pinky"]
+    tips = {f: int(hand.data.tip_vertex_ids[i]) for i, f in enumerate(order)}
+    open_anat = anat
+
+    def attempt(approach: np.ndarray, wrap: np.ndarray, tilt_angle: float, along_frac: float):
+        """Place the open hand on the ``approach`` side, fingers along ``wrap``, and close it.
+
+        Returns (score, (anat, R, t, curls, sd_all)); score = (fingers in contact, -penetration)."""
+        anat = open_anat
+        # Hand frame: the contact patch's normal -> -approach; fingers (-x right, +x left) -> wrap.
+        src = np.stack([fingers_h, facing_h, np.cross(fingers_h, facing_h)], 1)
+        dst = np.stack([wrap, -approach, np.cross(wrap, -approach)], 1)
+        R = roma.rotvec_to_rotmat(torch.as_tensor(approach * tilt_angle)).numpy() @ dst @ src.T
+        along = along_frac * float(ext @ np.abs(long_ax))
+        # Contact patch placed over the surface. Power: the finger bases sit over the middle of the
+        # object so the fingers wrap it; precision: the hand sits further back so the fingertips'
+        # closing arc meets the surface.
+        target = centre + approach * (0.5 * float(ext @ np.abs(approach)) + 0.02) + long_ax * along
+        target = target - wrap * {"power": 0.04, "precision": 0.075}[config.kind]
+        t = target - R @ contact_centre
+
         verts = pose_hand(anat, R, t)
         sd = signed_distance(mesh, verts[contact_v])
-        if abs(-sd.max() - gap) < 2e-4:
+        # Move along -approach so that the patch's closest vertex sits at `gap` from the surface.
+        for _ in range(6):
+            shift = float(-sd.max() - gap)  # distance of the closest patch vertex minus the gap
+            t = t - approach * shift
+            verts = pose_hand(anat, R, t)
+            sd = signed_distance(mesh, verts[contact_v])
+            if abs(-sd.max() - gap) < 2e-4:
+                break
+        # Whole hand clear of the object before closing (back off if any vertex is inside).
+        for _ in range(20):
+            pen = signed_distance(mesh, verts).max()
+            if pen <= config.max_penetration:
+                break
+            t = t + approach * (pen + 1e-3)
+            verts = pose_hand(anat, R, t)
+
+        curls: dict[str, float] = {}
+        for finger in order:
+            lo, hi = open_curl[finger], 1.0
+            if signed_distance(mesh, pose_hand(_curl_to_anatomical(finger, hi, anat, limits), R, t)[finger_vids[finger]]).max() <= config.max_penetration:
+                lo = hi  # closes fully without touching
+            else:
+                for _ in range(config.bisection_steps):
+                    mid = 0.5 * (lo + hi)
+                    pen = signed_distance(mesh, pose_hand(_curl_to_anatomical(finger, mid, anat, limits), R, t)[finger_vids[finger]]).max()
+                    if pen <= config.max_penetration:
+                        lo = mid
+                    else:
+                        hi = mid
+            anat = _curl_to_anatomical(finger, lo, anat, limits)
+            curls[finger] = lo
+
+        # Fingers that must touch but whose synergy missed the surface (the thumb, and the fingertips
+        # of a precision grasp) reach for it: their joint angles are optimised within the limits to
+        # bring the fingertip onto the surface without penetration.
+        must_touch = {"power": ["thumb"], "precision": ["thumb", "index", "middle"]}[config.kind]
+        for finger in must_touch:
+            sd_f = signed_distance(mesh, pose_hand(anat, R, t)[finger_vids[finger]])
+            if sd_f.max() > -0.003:
+                continue
+            anat = _reach_contact(hand, anat, finger, tips[finger], finger_vids[finger], mesh, R, transl_for(R, t), bt,
+                                  limits, config.max_penetration)
+        sd_all = signed_distance(mesh, pose_hand(anat, R, t))
+        touching = sum(int(sd_all[finger_vids[f]].max() > -0.003) for f in order)
+        return (touching, -max(float(sd_all.max()), 0.0)), (anat, R, t, curls, sd_all)
+
+    # Placement candidates: the drawn approach side and finger direction first; if too few fingers
+    # reach the surface there (e.g. the palm over a mug's open top, the fingers closing into the
+    # opening), the other sides (approach flipped, fingers flipped, both; with placements > 4 also
+    # the approach and wrap axes swapped), each with a fresh tilt and offset, until the grasp holds.
+    flip_a, flip_w = rng.random() < 0.5, rng.random() < 0.5
+    tilt_angle = rng.uniform(-config.tilt_range, config.tilt_range)
+    along_frac = rng.uniform(-0.15, 0.15)
+    sa, sw = (-1.0 if flip_a else 1.0), (-1.0 if flip_w else 1.0)
+    candidates = [(sa * approach0, sw * wrap0), (-sa * approach0, sw * wrap0), (sa * approach0, -sw * wrap0),
+                  (-sa * approach0, -sw * wrap0)]
+    candidates += [(w, a) for a, w in candidates]
+    need = _MIN_CONTACTS[config.kind]
+    best_score, best = None, None
+    for k, (approach, wrap) in enumerate(candidates[: max(1, config.placements)]):
+        if k > 0:
+            tilt_angle = rng.uniform(-config.tilt_range, config.tilt_range)
+            along_frac = rng.uniform(-0.15, 0.15)
+        score, found = attempt(approach, wrap, tilt_angle, along_frac)
+        if best_score is None or score > best_score:
+            best_score, best = score, found
+        if score[0] >= need and -score[1] <= config.max_penetration:
             break
-    # Whole hand clear of the object before closing (back off if any vertex is inside).
-    for _ in range(20):
-        pen = signed_distance(mesh, verts).max()
-        if pen <= config.max_penetration:
-            break
-        t = t + approach * (pen + 1e-3)
-        verts = pose_hand(anat, R, t)
+    anat, R, t, curls, sd_all = best
 
-    curls: dict[str, float] = {}
-    order = ["thumb", "index", "middle", "ring", "pinky"]
-    for finger in order:
-        lo, hi = open_curl[finger], 1.0
-        if signed_distance(mesh, pose_hand(_curl_to_anatomical(finger, hi, anat, limits), R, t)[finger_vids[finger]]).max() <= config.max_penetration:
-            lo = hi  # closes fully without touching
-        else:
-            for _ in range(config.bisection_steps):
-                mid = 0.5 * (lo + hi)
-                pen = signed_distance(mesh, pose_hand(_curl_to_anatomical(finger, mid, anat, limits), R, t)[finger_vids[finger]]).max()
-                if pen <= config.max_penetration:
-                    lo = mid
-                else:
-                    hi = mid
-        anat = _curl_to_anatomical(finger, lo, anat, limits)
-        curls[finger] = lo
-
-    # Fingers that must touch but whose synergy missed the surface (the thumb, and the fingertips
-    # of a precision grasp) reach for it: their joint angles are optimised within the limits to
-    # bring the fingertip onto the surface without penetration.
-    must_touch = {"power": ["thumb"], "precision": ["thumb", "index", "middle"]}[config.kind]
-    tips = {f: int(hand.data.tip_vertex_ids[i]) for i, f in enumerate(["thumb", "index", "middle", "ring", "pinky"])}
-    for finger in must_touch:
-        sd_f = signed_distance(mesh, pose_hand(anat, R, t)[finger_vids[finger]])
-        if sd_f.max() > -0.003:
-            continue
-        anat = _reach_contact(hand, anat, finger, tips[finger], finger_vids[finger], mesh, R, transl_for(R, t), bt,
-                              limits, config.max_penetration)
-
-    verts = pose_hand(anat, R, t)
-    sd_all = signed_distance(mesh, verts)
     contacts = tuple(f for f in order if sd_all[finger_vids[f]].max() > -0.003)
     with torch.no_grad():
         pose = hand.anatomical_to_pose(torch.as_tensor(anat[None], dtype=dtype))[0].double().numpy()
