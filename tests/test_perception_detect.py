@@ -91,6 +91,22 @@ def test_keypoints_map_back_into_the_hand_box(capture, weights):
         det.segment(seq.rgb("0", 0).astype(np.float32))
 
 
+def test_segmentation_only_detector(capture, weights, tmp_path):
+    # a folder with the segmentation weights alone (a training run's progress) loads with
+    # keypoints=False; the full detector still asks for the keypoint file
+    seg_dir = tmp_path / "seg_only"
+    seg_dir.mkdir()
+    shutil.copy(weights / "segmentation.pt", seg_dir / "segmentation.pt")
+    det = Detector(seg_dir, "cpu", keypoints=False)
+    rgb = open_sequence(capture).rgb("0", 0)
+    d = det(rgb)
+    assert d.labels.shape == rgb.shape[:2] and np.all(d.keypoints == 0) and d.box is None
+    from honnotate.perception.weights import WeightsError
+
+    with pytest.raises(WeightsError, match="keypoints"):
+        Detector(seg_dir, "cpu")
+
+
 def test_detect_command(capture, weights, tmp_path):
     seq_dir = _fresh_copy(capture, tmp_path)
     runner = CliRunner()

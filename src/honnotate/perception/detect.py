@@ -47,20 +47,24 @@ class Detector:
     Args:
         weights_dir: folder with ``segmentation.pt`` and ``keypoints.pt`` (None: the shipped weights).
         device: "auto" (CUDA when present), "cpu", "cuda:0", ...
+        keypoints: load the keypoint network (False: segmentation only; no keypoints are found).
 
     Raises:
         WeightsError: a weights file is missing, corrupt or mismatched (the message names it).
     """
 
-    def __init__(self, weights_dir: str | Path | None = None, device: str | torch.device = "auto") -> None:
+    def __init__(self, weights_dir: str | Path | None = None, device: str | torch.device = "auto", *,
+                 keypoints: bool = True) -> None:
         from honnotate.perception.train import resolve_device
 
         self.device = resolve_device(device)
         self.seg, self.seg_info = load_weights("segmentation", weights_dir, device=self.device)
-        self.kp, self.kp_info = load_weights("keypoints", weights_dir, device=self.device)
         self.seg_size = (int(self.seg_info["input"]["width"]), int(self.seg_info["input"]["height"]))
-        self.crop_size = int(self.kp_info["input"]["crop_size"])
-        self.margin = float(self.kp_info["input"]["margin"])
+        self.kp, self.kp_info, self.crop_size, self.margin = None, {}, 0, 0.0
+        if keypoints:  # False: segmentation only (keypoints() then finds no hand)
+            self.kp, self.kp_info = load_weights("keypoints", weights_dir, device=self.device)
+            self.crop_size = int(self.kp_info["input"]["crop_size"])
+            self.margin = float(self.kp_info["input"]["margin"])
 
     @torch.no_grad()
     def segment(self, rgb: np.ndarray) -> np.ndarray:
@@ -86,7 +90,7 @@ class Detector:
         """
         rgb = _check_rgb(rgb)
         box = hand_box_from_mask(np.asarray(labels) == 2)
-        if box is None:
+        if box is None or self.kp is None:
             return np.zeros((21, 3), np.float32), None
         A = crop_transform(box[0], box[1], box[2] * self.margin, self.crop_size)
         crop = warp_image(rgb.astype(np.float32) / 255.0, A, (self.crop_size, self.crop_size), border="constant")
