@@ -22,7 +22,8 @@ Samples (dicts of tensors):
   {0 background, 1 object, 2 hand}.
 * task "keypoints": ``image`` (3, S, S) float32 hand crop; ``heatmaps`` (21, S/4, S/4) float32
   targets (peak 1 visible, ``occluded_amplitude`` occluded); ``weights`` (21,) float32 (1 for
-  joints inside the crop); ``keypoints`` (21, 3) float32 crop pixels u, v and visibility.
+  joints inside the crop); ``keypoints`` (21, 3) float32 crop pixels u, v and visibility;
+  ``affine`` (2, 3) float64 image pixels -> crop pixels.
 """
 
 from __future__ import annotations
@@ -213,9 +214,11 @@ def augment_affine(rng: np.random.Generator, width: int, height: int, cfg: Augme
     return A
 
 
-def color_jitter(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+def color_jitter(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig,
+                 pixel_scale: float | None = None) -> np.ndarray:
     """Photometric augmentation of an (H, W, 3) float32 image in [0, 1] (same shape, clipped):
-    brightness, contrast, saturation, hue (channel mixing), blur, noise."""
+    brightness, contrast, saturation, hue (channel mixing), blur, noise. ``pixel_scale``: image
+    pixels per 640-wide-capture pixel, for the blur (default ``W / 640``; a crop passes its zoom)."""
     import cv2
 
     img = image.astype(np.float32)
@@ -227,7 +230,7 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
     mix = np.eye(3, dtype=np.float32) + rng.uniform(-cfg.hue, cfg.hue, (3, 3)).astype(np.float32)
     img = img @ (mix / mix.sum(1, keepdims=True)).T
     if rng.random() < cfg.blur_prob:
-        sigma = rng.uniform(*cfg.blur_sigma) * image.shape[1] / 640.0
+        sigma = rng.uniform(*cfg.blur_sigma) * (image.shape[1] / 640.0 if pixel_scale is None else pixel_scale)
         img = cv2.GaussianBlur(img, (0, 0), max(sigma, 0.1))
     std = rng.uniform(*cfg.noise_std)
     if std > 0:
@@ -288,7 +291,7 @@ def to_sample(task: str, image: np.ndarray, labels: np.ndarray, keypoints: np.nd
         return None
     return {"image": torch.from_numpy(np.ascontiguousarray(c["image"].transpose(2, 0, 1))),
             "heatmaps": torch.from_numpy(c["heatmaps"]), "weights": torch.from_numpy(c["weights"]),
-            "keypoints": torch.from_numpy(c["keypoints"])}
+            "keypoints": torch.from_numpy(c["keypoints"]), "affine": torch.from_numpy(c["affine"])}
 
 
 def _check_task(task: str) -> None:
@@ -384,8 +387,9 @@ class SyntheticComposites(Dataset):
             return cv2.resize(img[y0:y0 + ch, x0:x0 + cw, :3], (cfg.width, cfg.height), interpolation=cv2.INTER_AREA)
         return procedural_background(rng, cfg.width, cfg.height, distractor_prob=cfg.distractor_prob)
 
-    def composite(self, index: int, *, return_scene: bool = False) -> dict[str, Any]:
-        """One full-size composite, before task-specific cropping.
+    def composite(self, index: int, *, return_scene: bool = False, jitter: bool = True) -> dict[str, Any]:
+        """One full-size composite, before task-specific cropping (``jitter=False``: without the
+        colour jitter, which the keypoint samples apply to the crop, 20x fewer pixels).
 
         Returns:
             dict with ``image`` (H, W, 3) float32 [0, 1], ``labels`` (H, W) uint8,
@@ -471,7 +475,8 @@ class SyntheticComposites(Dataset):
             ui, vi = np.round(uv[:, 0]).astype(int), np.round(uv[:, 1]).astype(int)
             inside = (ui >= 0) & (ui < cfg.width) & (vi >= 0) & (vi < cfg.height)
             vis &= inside
-            image = color_jitter(image, rng, cfg.augment)
+            if jitter:
+                image = color_jitter(image, rng, cfg.augment)
         sample = {"image": image, "labels": labels,
                   "keypoints": np.concatenate([uv, vis[:, None]], 1).astype(np.float32), "affine": A}
         if return_scene:
@@ -483,12 +488,18 @@ class SyntheticComposites(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         # A keypoint sample needs a hand: redraw (deterministically) from derived indices.
+        crop_jitter = self.task == "keypoints" and self.config.augment.enabled
         for attempt in range(20):
             i = int(index) if attempt == 0 else int(index) + (attempt << 40)
-            s = self.composite(i)
+            s = self.composite(i, jitter=not crop_jitter)
             rng = np.random.default_rng([self.config.seed, i, 1]) if self.config.augment.enabled else None
             out = to_sample(self.task, s["image"], s["labels"], s["keypoints"], self.config.crop, rng)
             if out is not None:
+                if crop_jitter:  # blur in capture pixels: the crop's zoom times the render's 640-scale
+                    zoom = float(np.sqrt(abs(np.linalg.det(out.pop("affine").numpy()[:, :2]))))
+                    img = color_jitter(out["image"].numpy().transpose(1, 2, 0), np.random.default_rng(
+                        [self.config.seed, i, 2]), self.config.augment, zoom * self.config.width / 640.0)
+                    out["image"] = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))
                 return out
         raise RuntimeError(f"sample {index}: no hand visible in 20 draws; check the CompositeConfig")
 
