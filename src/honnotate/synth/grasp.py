@@ -392,15 +392,21 @@ def _lateral_grasp(hand: HandModel, tm, mesh: MeshQuery, rng: np.random.Generato
         anat = _reach_contact(hand, anat, finger, target, finger_vids[finger], mesh, R, transl_for(R, t), bt,
                               limits, config.max_penetration)
 
-    order_f = ["thumb", "index", "middle", "ring", "pinky"]
-    verts = pose_hand(anat, R, t)
-    sd_all = signed_distance(mesh, verts)
-    contacts = tuple(f for f in order_f if sd_all[finger_vids[f]].max() > -0.003)
+    sd_all = signed_distance(mesh, pose_hand(anat, R, t))
+    return _grasp_result(hand, anat, R, transl_for(R, t), sd_all, finger_vids, b, curls, config.kind, dtype)
+
+
+def _grasp_result(hand: HandModel, anat: np.ndarray, R: np.ndarray, transl: np.ndarray, sd_all: np.ndarray,
+                  finger_vids: dict, betas: np.ndarray, curls: dict, kind: str, dtype) -> Grasp:
+    """The :class:`Grasp` of a closed hand: ``sd_all`` (V,) signed distances of its vertices to the
+    object (positive inside); fingers with a vertex within 3 mm of the surface are contacts."""
+    order = ["thumb", "index", "middle", "ring", "pinky"]
+    contacts = tuple(f for f in order if sd_all[finger_vids[f]].max() > -0.003)
     with torch.no_grad():
         pose = hand.anatomical_to_pose(torch.as_tensor(anat[None], dtype=dtype))[0].double().numpy()
-    return Grasp(global_orient=roma.rotmat_to_rotvec(torch.as_tensor(R)).numpy(), hand_pose=pose, betas=b,
-                 transl=transl_for(R, t), anatomical=anat, penetration=float(max(sd_all.max(), 0.0)), contacts=contacts,
-                 curls=curls, kind=config.kind)
+    return Grasp(global_orient=roma.rotmat_to_rotvec(torch.as_tensor(R)).numpy(), hand_pose=pose, betas=betas,
+                 transl=transl, anatomical=anat, penetration=float(max(sd_all.max(), 0.0)), contacts=contacts,
+                 curls=curls, kind=kind)
 
 
 def _principal_axes(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -577,10 +583,4 @@ def synthesize_grasp(hand: HandModel, obj, *, config: GraspConfig = GraspConfig(
         if score[0] >= need and -score[1] <= config.max_penetration:
             break
     anat, R, t, curls, sd_all = best
-
-    contacts = tuple(f for f in order if sd_all[finger_vids[f]].max() > -0.003)
-    with torch.no_grad():
-        pose = hand.anatomical_to_pose(torch.as_tensor(anat[None], dtype=dtype))[0].double().numpy()
-    return Grasp(global_orient=roma.rotmat_to_rotvec(torch.as_tensor(R)).numpy(), hand_pose=pose, betas=b,
-                 transl=transl_for(R, t), anatomical=anat, penetration=float(max(sd_all.max(), 0.0)), contacts=contacts,
-                 curls=curls, kind=config.kind)
+    return _grasp_result(hand, anat, R, transl_for(R, t), sd_all, finger_vids, b, curls, config.kind, dtype)
