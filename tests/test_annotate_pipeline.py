@@ -229,3 +229,19 @@ def test_near_symmetric_object_hypotheses_told_apart_over_frames(tmp_path):
     mean_flipped, mean_true = _verify_hypotheses(problem, state, 0, [(0.0, flipped, tr), (0.0, rv, tr)], stage,
                                                  cfg.object_init)
     assert mean_true < 0.8 * mean_flipped, (mean_true, mean_flipped)
+
+
+def test_keypoint_error_is_robust_to_detector_outliers():
+    import torch
+
+    from honnotate.pipeline.annotate_output import keypoint_error_px
+
+    r = torch.zeros(3, 2, 21, 2, dtype=torch.float64)
+    r[..., 0] = 3.0  # every keypoint 3 px off
+    w = torch.ones(3, 2, 21)
+    r[0, 0, 4] = torch.tensor([120.0, 0.0])  # frame 0: one outlier
+    r[0, 1, 7] = torch.tensor([0.0, 90.0])  # and another
+    w[1] = 0  # frame 1: no confident keypoints
+    r[2, :, :12, 0] = 30.0  # frame 2: most keypoints far off
+    e = keypoint_error_px(r, w).numpy()
+    assert e[0] == 3.0 and np.isnan(e[1]) and e[2] == 30.0

@@ -153,7 +153,7 @@ class HandInitConfig(_Model):
 class QualityConfig(_Model):
     """Per-frame review flags (see :mod:`honnotate.annotate.quality`): a frame is flagged when
     the rendered hand or object silhouette overlaps its segmentation cue with IoU below
-    ``min_iou``, the mean keypoint reprojection error exceeds ``max_keypoint_px`` (pixels at the
+    ``min_iou``, the median keypoint reprojection error exceeds ``max_keypoint_px`` (pixels at the
     capture size), or the median absolute depth residual on the hand/object exceeds
     ``max_depth_residual`` metres; frames lacking a cue are always flagged."""
 

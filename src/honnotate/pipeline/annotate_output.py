@@ -17,7 +17,7 @@ from honnotate.annotate.observations import FLAG_NAMES, flag_bit
 from honnotate.annotate.problem import AnnotationProblem, SequenceState
 from honnotate.render.renderer import HAND_LABEL, OBJECT_LABEL, SceneMesh
 
-__all__ = ["frame_quality", "write_outputs", "accuracy_against_gt"]
+__all__ = ["frame_quality", "keypoint_error_px", "write_outputs", "accuracy_against_gt"]
 
 
 @torch.no_grad()
@@ -30,14 +30,25 @@ def _posed(problem: AnnotationProblem, state: SequenceState, frames: np.ndarray)
     return R, t, problem.pose_object(R, t), out
 
 
+def keypoint_error_px(residuals: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(B,) per-frame median reprojection error, pixels, of the keypoints with weight > 0.
+
+    ``residuals`` (B, C, J, 2) pixels, ``weights`` (B, C, J); NaN for a frame without keypoints.
+    The median, not the mean: a detector's outliers (a few keypoints 40-160 px off) must not flag
+    a frame whose hand fits every other keypoint.
+    """
+    err = torch.where(weights > 0, residuals.norm(dim=-1), torch.full_like(residuals[..., 0], float("nan")))
+    return torch.nanmedian(err.flatten(1), dim=1).values
+
+
 @torch.no_grad()
 def frame_quality(problem: AnnotationProblem, state: SequenceState, weights, scale: float, chunk: int = 8) -> dict:
     """Per-frame quality figures of the final state.
 
     Returns:
         dict of (T,) arrays: ``iou_hand``, ``iou_object`` (mean over cameras with a cue and the label
-        present in the cue or the rendering; NaN if none), ``keypoint_px`` (mean reprojection error of
-        the confident keypoints, capture pixels), ``depth_residual`` (median |rendered - observed|
+        present in the cue or the rendering; NaN if none), ``keypoint_px`` (median reprojection error
+        of the confident keypoints over joints and cameras, capture pixels), ``depth_residual`` (median |rendered - observed|
         depth on hand/object pixels, metres), ``in_view`` (object centre inside some image), and
         ``residuals`` (T, n) weighted per-term energies with ``residual_names``.
     """
@@ -68,8 +79,7 @@ def frame_quality(problem: AnnotationProblem, state: SequenceState, weights, sca
             res[key][f] = torch.where(ok.any(1), iou, torch.full_like(iou, float("nan"))).cpu().numpy()
         r, wk = keypoints2d_residuals(ho.joints, problem.keypoints[idx], problem.K, problem.world_to_cam,
                                       problem.settings.keypoint_conf_threshold)
-        e = (r.norm(dim=-1) * (wk > 0)).sum((1, 2)) / (wk > 0).sum((1, 2)).clamp(min=1)
-        res["keypoint_px"][f] = torch.where((wk > 0).any(-1).any(-1), e, torch.full_like(e, float("nan"))).cpu().numpy()
+        res["keypoint_px"][f] = keypoint_error_px(r, wk).cpu().numpy()
         fg = (out.labels > 0) & (seg > 0) & (dep > 0)
         for i in range(len(f)):
             d = (out.depth[i] - dep[i])[fg[i]].abs()
