@@ -139,11 +139,13 @@ def test_train_command_checkpoints_and_resumes(tmp_path):
     assert [row.split(",")[0] for row in rows] == ["step", "1", "2", "3"]
     r = runner.invoke(app, [*args, "--steps", "4", "--resume", "--lr", "0.1"])
     assert r.exit_code == 2 and "settings differ" in r.output
+    r = runner.invoke(app, [*args, "--steps", "4", "--resume", "--workers", "1"])  # how, not what: allowed
+    assert r.exit_code == 0, r.output
     # The exported weights load for detection.
     from honnotate.perception.weights import load_weights
 
     model, info = load_weights("segmentation", out)
-    assert info["train"]["steps"] == 3 and info["input"] == {"width": 64, "height": 48}
+    assert info["train"]["steps"] == 4 and info["input"] == {"width": 64, "height": 48}
 
 
 def test_sequence_frames_bootstrap_labels(capture):

@@ -219,13 +219,19 @@ def _plot_losses(csv_path: Path, png_path: Path, title: str) -> None:
     atomic_write_bytes(png_path, buf.getvalue(), durable=False)
 
 
+#: Settings a resumed run may change: they do not change which batches are drawn or how the
+#: model is updated (the number of steps moves the end of the learning-rate schedule).
+_RESUME_FREE = ("steps", "out", "workers", "device", "checkpoint_every", "log_every")
+
+
 def train(config: TrainConfig, *, resume: bool = False,
           progress: Callable[[int, int, float], None] | None = None) -> TrainResult:
     """Train ``config.task``'s network (see the module docstring for the outputs).
 
     Args:
         config: the run. resume: continue from ``out/<task>_checkpoint.pt`` (its ``<task>_config.json``
-            must match ``config`` except for ``steps``).
+            must match ``config`` except for steps, workers, device and the checkpoint / log
+            intervals).
         progress: called as ``progress(step_done, total_steps, loss)`` after every step.
 
     Returns:
@@ -243,7 +249,7 @@ def train(config: TrainConfig, *, resume: bool = False,
     start = 0
     if resume and ckpt_path.is_file():
         old = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
-        diff = sorted(k for k in resolved if k not in ("steps", "out") and old.get(k) != resolved[k])
+        diff = sorted(k for k in resolved if k not in _RESUME_FREE and old.get(k) != resolved[k])
         if diff:
             raise ValueError(f"{cfg_path}: cannot resume, settings differ from the saved run: {diff}")
     elif ckpt_path.is_file():
