@@ -66,6 +66,8 @@ def _weights_dict(**kw: float) -> dict[str, float]:
 #: 0.27 / 1.77 mm on the 5-camera mustard bottle and 0.79 / 2.17 mm (ADD-S / hand) on the 100-frame
 #: single-camera one, all better than after tracking (benchmarks/annotate.py).
 _REFINEMENT_DATA_WEIGHTS = {"mask": 2.0, "depth": 5e3, "points3d_hand": 5e4, "points3d_object": 1e5}
+#: Data-term weights of the stages at 0.5 of the capture size (tracking, grasp).
+_TRACKING_DATA_WEIGHTS = {"mask": 20.0, "depth": 2e4, "points3d_hand": 2e4, "points3d_object": 2e4}
 
 
 class StageConfig(_Model):
@@ -162,6 +164,14 @@ class QualityConfig(_Model):
     max_depth_residual: float = Field(default=0.015, gt=0)
 
 
+def _refinement_stage(steps: int) -> StageConfig:
+    """The batch refinement at 0.25 of the capture size, temporal terms on (both pipelines)."""
+    return StageConfig(steps=steps, scale=0.25,
+                       weights=_weights_dict(**_REFINEMENT_DATA_WEIGHTS, keypoints2d=2e-4, joint_limits=1.0,
+                                             interpenetration=0.5, hand_accel=2.0, object_rot_accel=50.0,
+                                             object_trans_vel=50.0))
+
+
 class MultiCameraSchedule(_Model):
     """Multi-camera pipeline (paper Sec. 4.2): per-frame tracking then the joint optimisation
     over all frames in overlapping batches (``batch_size`` frames, consecutive batches share
@@ -169,12 +179,8 @@ class MultiCameraSchedule(_Model):
 
     tracking: StageConfig = StageConfig(
         steps=50, scale=0.5,
-        weights=_weights_dict(mask=20.0, depth=2e4, keypoints2d=2e-4, points3d_hand=2e4, points3d_object=2e4,
-                              joint_limits=1.0, interpenetration=0.5))
-    refinement: StageConfig = StageConfig(
-        steps=60, scale=0.25,
-        weights=_weights_dict(**_REFINEMENT_DATA_WEIGHTS, keypoints2d=2e-4, joint_limits=1.0, interpenetration=0.5,
-                              hand_accel=2.0, object_rot_accel=50.0, object_trans_vel=50.0))
+        weights=_weights_dict(**_TRACKING_DATA_WEIGHTS, keypoints2d=2e-4, joint_limits=1.0, interpenetration=0.5))
+    refinement: StageConfig = _refinement_stage(60)
     batch_size: int = Field(default=20, ge=1)
     batch_overlap: int = Field(default=5, ge=0)
 
@@ -195,18 +201,13 @@ class SingleCameraSchedule(_Model):
         weights=_weights_dict(mask=20.0, depth=2e4, points3d_object=2e4))
     grasp: StageConfig = StageConfig(
         steps=150, scale=0.5,
-        weights=_weights_dict(mask=20.0, depth=2e4, keypoints2d=2e-4, points3d_hand=2e4, points3d_object=2e4,
-                              joint_limits=1.0, interpenetration=0.5))
+        weights=_weights_dict(**_TRACKING_DATA_WEIGHTS, keypoints2d=2e-4, joint_limits=1.0, interpenetration=0.5))
     grasp_finger_delay: int = Field(default=35, ge=0)
     grasp_frames: int = Field(default=11, ge=1)
     tracking: StageConfig = StageConfig(
         steps=25, scale=0.5,
-        weights=_weights_dict(mask=20.0, depth=2e4, keypoints2d=2e-4, points3d_hand=2e4, points3d_object=2e4,
-                              joint_limits=1.0))
-    refinement: StageConfig = StageConfig(
-        steps=40, scale=0.25,
-        weights=_weights_dict(**_REFINEMENT_DATA_WEIGHTS, keypoints2d=2e-4, joint_limits=1.0, interpenetration=0.5,
-                              hand_accel=2.0, object_rot_accel=50.0, object_trans_vel=50.0))
+        weights=_weights_dict(**_TRACKING_DATA_WEIGHTS, keypoints2d=2e-4, joint_limits=1.0))
+    refinement: StageConfig = _refinement_stage(40)
     batch_size: int = Field(default=20, ge=1)
     batch_overlap: int = Field(default=5, ge=0)
 

@@ -274,7 +274,10 @@ class ObjectSurfaceQuery:
     """
 
     def __init__(self, vertices, faces) -> None:
-        self.query = MeshQuery(np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64))
+        # one BVH for these correspondences and the object ICP (``.query``): both use unsigned
+        # closest points, so no winding-number data is built
+        self.query = MeshQuery(np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64),
+                               winding=False)
 
     def __call__(self, points_object: torch.Tensor, max_dist: float = 1.0) -> tuple[torch.Tensor, torch.Tensor,
                                                                                     torch.Tensor]:

@@ -135,7 +135,6 @@ class AnnotationProblem:
         self.object_vertices = torch.as_tensor(ov, **dd)
         self.object_faces = torch.as_tensor(of, device=self.device)
         self.object_query = ObjectSurfaceQuery(ov, of)
-        self._icp_query = None
         self.cameras = [c.to(self.device) for c in observations.cameras]
         self.K = torch.stack([c.K for c in self.cameras]).to(**dd)
         self.world_to_cam = torch.stack([c.world_to_cam() for c in self.cameras]).to(**dd)
@@ -147,14 +146,6 @@ class AnnotationProblem:
             rest = hand(torch.zeros(1, 3, **dd), torch.zeros(1, 45, **dd)).vertices[0].cpu().numpy()
         self.phy_ids = torch.as_tensor(farthest_vertex_subset(rest, settings.phy_num_vertices), device=self.device)
         self._maps: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def object_icp_query(self):
-        """BVH of the object mesh (object frame, no winding numbers) for ICP, built on first use."""
-        if self._icp_query is None:
-            from honnotate.geometry.mesh_query import MeshQuery
-
-            self._icp_query = MeshQuery(self.object_vertices_np, self.object_faces_np, winding=False)
-        return self._icp_query
 
     # -- data at a resolution -----------------------------------------------------------------
     def maps(self, scale: float) -> tuple[torch.Tensor, torch.Tensor]:

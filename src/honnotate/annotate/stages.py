@@ -97,7 +97,7 @@ def init_object_first_frame(problem: AnnotationProblem, state: SequenceState, co
         if counts[t0] >= 10:  # ICP from the rough pose, then the rendered energy
             a = refine_object_pose_icp(problem.object_vertices_np, problem.object_faces_np,
                                        pts[t0][ok[t0]].double().cpu().numpy(), rv, tr, gate=0.03,
-                                       query=problem.object_icp_query())
+                                       query=problem.object_query.query)
             rv, tr = a.rotvec, a.transl
         state.obj_rotvec[t0], state.obj_transl[t0] = rv, tr
         _run(problem, [t0], state, stage, WindowSpec(hand="none"), steps=oc.steps)
@@ -137,25 +137,20 @@ def init_object_first_frame(problem: AnnotationProblem, state: SequenceState, co
 
 def _verify_hypotheses(problem: AnnotationProblem, state: SequenceState, t0: int, hypotheses: list,
                        stage: StageConfig, oc) -> list[float]:
-    """Mean per-frame object energy of each first-frame hypothesis ``(energy, rotvec, transl)``
-    tracked over the ``oc.verify_frames`` frames from ``t0`` (ICP warm start, then
-    ``oc.verify_steps`` Adam steps per frame); frames without an object are skipped."""
-    T = problem.obs.num_frames
-    frames = [t for t in range(t0 + 1, min(T, t0 + 1 + oc.verify_frames)) if _has_object(problem, t)]
-    if not frames:
-        return []
+    """Mean per-frame object energy of each start-frame hypothesis ``(energy, rotvec, transl)``
+    tracked by :func:`track_objects` with ``oc.verify_steps`` steps per frame over ``t0`` and
+    the ``oc.verify_frames`` frames after it in the tracking order (frames without an object
+    are not scored)."""
+    quick = stage.model_copy(update={"steps": oc.verify_steps})
     means = []
     for _, rv, tr in hypotheses:
         trial = state.copy()
         trial.obj_rotvec[t0], trial.obj_transl[t0] = rv, tr
-        energies, prev = [], t0
-        for t in frames:
-            _warm_start_object(trial, t, prev, problem)
-            r = _run(problem, [t], trial, stage, WindowSpec(hand="none"), steps=oc.verify_steps)
-            energies.append(float(r["total"][0]))
-            prev = t
-        means.append(float(np.mean(energies)))
-    return means
+        energies: list[float] = []
+        track_objects(problem, trial, quick, t0, stop=1 + oc.verify_frames,
+                      on_step=lambda _pos, r, out=energies: out.extend(float(e) for e in r.get("total", [])))
+        means.append(float(np.mean(energies)) if energies else float("nan"))
+    return [] if any(np.isnan(means)) else means
 
 
 def _distinct(cands, count: int, min_dist: float = 0.01, min_angle: float = 0.2) -> list:
@@ -190,7 +185,7 @@ def _warm_start_object(state: SequenceState, t: int, prev: int, problem: Annotat
         return
     a = refine_object_pose_icp(problem.object_vertices_np, problem.object_faces_np,
                                pts[t][ok[t]].double().cpu().numpy(), state.obj_rotvec[t], state.obj_transl[t],
-                               iterations=10, gate=0.03, query=problem.object_icp_query())
+                               iterations=10, gate=0.03, query=problem.object_query.query)
     if a.inlier_fraction > 0.5:
         state.obj_rotvec[t], state.obj_transl[t] = a.rotvec, a.transl
 
@@ -200,10 +195,11 @@ def _has_object(problem: AnnotationProblem, t: int) -> bool:
 
 
 def track_objects(problem: AnnotationProblem, state: SequenceState, stage: StageConfig, t0: int, start: int = 0,
-                  on_step: OnStep = None) -> None:
+                  on_step: OnStep = None, stop: int | None = None) -> None:
     """Object-only tracking (reference stage 1): each frame from its neighbour's pose, hand
-    pixels ignored. ``start``: position in :func:`tracking_order` to resume from."""
-    order = tracking_order(problem.obs.num_frames, t0)
+    pixels ignored. ``start`` / ``stop``: positions in :func:`tracking_order` to resume from /
+    to end before (None: all frames)."""
+    order = tracking_order(problem.obs.num_frames, t0)[:stop]
     for pos in range(start, len(order)):
         t = order[pos]
         if t != t0:
