@@ -61,10 +61,9 @@ def _weights_dict(**kw: float) -> dict[str, float]:
 #: Data-term weights of the batch refinements, which render at 0.25 of the capture size. There a
 #: silhouette pixel spans ~4 capture pixels, so the tracking stages' silhouette and depth weights
 #: (mask 20, depth 2e4) pull the object off by a pixel's quantisation (multi-camera mug: 0.81 mm
-#: after tracking, 1.80 mm after refinement). The resolution-free point-to-surface terms take over:
-#: mask 2, depth 5e3, E_3D hand 5e4, object 1e5 give 0.40 mm object / 1.58 mm hand on that capture,
-#: 0.27 / 1.77 mm on the 5-camera mustard bottle and 0.79 / 2.17 mm (ADD-S / hand) on the 100-frame
-#: single-camera one, all better than after tracking (benchmarks/annotate.py).
+#: after tracking, 1.80 mm after refinement). The resolution-free point-to-surface terms take over
+#: (mask 2, depth 5e3, E_3D hand 5e4, object 1e5), and the refinement improves hand and object
+#: over tracking on every capture of benchmarks/annotate.py (BENCHMARKS.md, section annotate).
 _REFINEMENT_DATA_WEIGHTS = {"mask": 2.0, "depth": 5e3, "points3d_hand": 5e4, "points3d_object": 1e5}
 #: Data-term weights of the stages at 0.5 of the capture size (tracking, grasp).
 _TRACKING_DATA_WEIGHTS = {"mask": 20.0, "depth": 2e4, "points3d_hand": 2e4, "points3d_object": 2e4}

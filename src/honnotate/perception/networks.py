@@ -183,8 +183,9 @@ class KeypointNet(nn.Module):
 
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    # the U-Net at half resolution with a full-resolution refinement branch: 3.3x faster to train
-    # on CPU than at full resolution (0.57 vs 1.89 s per step of 8 images at 320x240, one thread)
+    # the U-Net at half resolution with a full-resolution refinement branch: 3.6x faster to train
+    # on CPU than at full resolution (benchmarks/perception_train.py: 0.57 vs 2.06 s per step of 8
+    # images at 320x240, one thread)
     "segmentation": {"base": 16, "levels": 3, "max_channels": 64, "stem_stride": 2, "refine_channels": 8},
     "keypoints": {"width": 64, "stages": 3, "stage_width": 64},
 }

@@ -1,0 +1,90 @@
+"""Cost of training the perception networks on CPU: seconds per optimiser step of each network
+(the shipped default architecture and the full-resolution U-Net it replaced) and milliseconds
+per rendered training sample.
+
+Run: ``python benchmarks/perception_train.py [--threads 1]`` (writes the BENCHMARKS.md section
+"perception_train"). One thread is how two trainings share a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from _common import machine_description, write_section
+from honnotate.perception.data import CompositeConfig, SyntheticComposites
+from honnotate.perception.networks import build_network, count_parameters
+from honnotate.perception.train import keypoint_loss, segmentation_loss
+
+CASES = [
+    # label, task, arch override, batch, input (C, H, W)
+    ("segmentation, default (U-Net at half resolution + full-resolution branch)", "segmentation", {}, 8,
+     (3, 240, 320)),
+    ("segmentation, U-Net at full resolution (the earlier default)", "segmentation",
+     {"stem_stride": 1, "levels": 4, "max_channels": 96}, 8, (3, 240, 320)),
+    ("keypoints, default (3 stages)", "keypoints", {}, 16, (3, 128, 128)),
+]
+
+
+def step_seconds(task: str, arch: dict, batch: int, shape: tuple[int, int, int], steps: int) -> tuple[float, int]:
+    """Median seconds of an AdamW step (forward, loss, backward, update) on random inputs."""
+    torch.manual_seed(0)
+    model = build_network(task, arch)
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    x = torch.rand(batch, *shape)
+    if task == "segmentation":
+        target = torch.randint(0, 3, (batch, *shape[1:]))
+    else:
+        hm = torch.rand(batch, 21, shape[1] // 4, shape[2] // 4)
+        w = torch.ones(batch, 21)
+    times = []
+    for i in range(steps + 1):
+        t0 = time.perf_counter()
+        out = model(x)
+        loss = segmentation_loss(out, target) if task == "segmentation" else keypoint_loss(out, hm, w)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i:  # the first step allocates
+            times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2], count_parameters(model)
+
+
+def sample_ms(task: str, width: int, height: int, n: int) -> float:
+    """Mean milliseconds per training sample (render, composite, augment, crop)."""
+    ds = SyntheticComposites(CompositeConfig(width=width, height=height, grasps_per_object=2), task)
+    _ = ds.grasp_bank
+    ds[0]
+    t0 = time.perf_counter()
+    for i in range(1, n + 1):
+        ds[i]
+    return 1e3 * (time.perf_counter() - t0) / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=5)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    rows = ["| network | parameters | batch | input | s per step |", "|---|---|---|---|---|"]
+    for label, task, arch, batch, shape in CASES:
+        sec, n = step_seconds(task, arch, batch, shape, a.steps)
+        rows.append(f"| {label} | {n / 1e6:.2f} M | {batch} | {shape[2]}x{shape[1]} | {sec:.2f} |")
+        print(rows[-1], flush=True)
+    rows += ["", "| training sample | ms per sample |", "|---|---|"]
+    for task, w, h in (("segmentation", 320, 240), ("keypoints", 640, 480)):
+        rows.append(f"| {task}, rendered at {w}x{h} | {sample_ms(task, w, h, 10):.0f} |")
+        print(rows[-1], flush=True)
+    body = (f"Machine: {machine_description()}, torch {a.threads} thread(s). Command: "
+            f"`python benchmarks/perception_train.py --threads {a.threads}`. Median of {a.steps} AdamW steps "
+            "on random inputs; samples: mean of 10 composites (render, background, augmentation; keypoints: the "
+            "128 px hand crop).\n\n" + "\n".join(rows) + "\n")
+    print(body)
+    write_section("perception_train", body)
+
+
+if __name__ == "__main__":
+    main()
