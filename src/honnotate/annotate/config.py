@@ -191,7 +191,10 @@ class SingleCameraSchedule(_Model):
     hand initialisation's frames (reference 11; one
     grasp and finger pose shared, per-frame object poses; the fingers frozen for the first
     ``grasp_finger_delay`` steps, reference 35); tracking: object pose per frame with the hand
-    rigidly attached through the grasp; refinement: batches of ``batch_size`` frames (shared
+    rigidly attached through the grasp, each frame started from its tracked neighbour's pose when
+    that pose's energy there is below ``tracking_neighbour_ratio`` times its own pose's (0: never;
+    the object alone drifts where the hand hides it; :func:`honnotate.annotate.stages.track_frames`);
+    refinement: batches of ``batch_size`` frames (shared
     relative wrist pose, per-frame fingers and object poses), temporal terms on.
     """
 
@@ -206,6 +209,7 @@ class SingleCameraSchedule(_Model):
     tracking: StageConfig = StageConfig(
         steps=25, scale=0.5,
         weights=_weights_dict(**_TRACKING_DATA_WEIGHTS, keypoints2d=2e-4, joint_limits=1.0))
+    tracking_neighbour_ratio: float = Field(default=1.0, ge=0)
     refinement: StageConfig = _refinement_stage(40)
     batch_size: int = Field(default=20, ge=1)
     batch_overlap: int = Field(default=5, ge=0)

@@ -343,24 +343,49 @@ def refine_grasp(problem: AnnotationProblem, state: SequenceState, frames: np.nd
 
 
 def track_frames(problem: AnnotationProblem, state: SequenceState, stage: StageConfig, t0: int, mode: str,
-                 start: int = 0, on_step: OnStep = None, warm_start_object: bool = True) -> None:
-    """Frame-by-frame tracking.
+                 start: int = 0, on_step: OnStep = None, warm_start_object: bool = True,
+                 neighbour_ratio: float = 1.0) -> None:
+    """Frame-by-frame tracking, from ``t0`` forwards then backwards (:func:`tracking_order`).
 
     mode "grasp" (single camera, reference stage "hand+object tracking"): the object pose per
-    frame, the hand rigidly attached through the grasp (fingers fixed). mode "world"
-    (multi-camera): object and hand (wrist and fingers) per frame, the hand starting from its
-    keypoint initialisation, the object from the neighbouring frame when ``warm_start_object``.
+    frame, the hand rigidly attached through the grasp (fingers fixed). Each frame starts from
+    its own pose (from the object-only tracking) unless its already-tracked neighbour's pose
+    (object and attached hand) has an energy there below ``neighbour_ratio`` times its own (1:
+    the lower energy wins; 0: never). Where the object alone is barely seen (hidden by the
+    hand, cut by the image border) the object-only tracking drifts, while the attached hand's
+    keypoints and depth still hold the neighbour's pose. A ratio below 1 keeps a frame's own
+    evidence where both fit about as well (a chain of neighbour starts follows a wrong grasp).
+    mode "world" (multi-camera): object and hand (wrist and fingers) per frame, the hand
+    starting from its keypoint initialisation, the object from the neighbouring frame when
+    ``warm_start_object``.
     """
     order = tracking_order(problem.obs.num_frames, t0)
     spec = (WindowSpec(hand="grasp", rigid_free=False, fingers_free=False) if mode == "grasp"
             else WindowSpec(hand="world"))
     for pos in range(start, len(order)):
         t = order[pos]
+        prev = t - 1 if t > t0 else t + 1
         if warm_start_object and t != t0 and mode == "world":
-            _warm_start_object(state, t, t - 1 if t > t0 else t + 1, problem)
+            _warm_start_object(state, t, prev, problem)
+        if t != t0 and mode == "grasp" and neighbour_ratio > 0:
+            _start_from_better(problem, state, stage, spec, t, prev, neighbour_ratio)
         r = _run(problem, [t], state, stage, spec)
         if on_step is not None:
             on_step(pos, r)
+
+
+def _start_from_better(problem: AnnotationProblem, state: SequenceState, stage: StageConfig, spec: WindowSpec,
+                       t: int, prev: int, ratio: float = 1.0) -> None:
+    """Replace frame t's object and hand poses by frame ``prev``'s when their energy at frame t is
+    below ``ratio`` times that of t's own (both evaluated, nothing optimised; the grasp is the
+    same in both)."""
+    own = float(_run(problem, [t], state.copy(), stage, spec, steps=0)["total"][0])  # (evaluating writes back)
+    trial = state.copy()
+    for name in ("obj_rotvec", "obj_transl", "hand_go", "hand_transl", "hand_anat"):
+        getattr(trial, name)[t] = getattr(state, name)[prev]
+    if float(_run(problem, [t], trial, stage, spec, steps=0)["total"][0]) < ratio * own:
+        for name in ("obj_rotvec", "obj_transl", "hand_go", "hand_transl", "hand_anat"):
+            getattr(state, name)[t] = getattr(trial, name)[t]
 
 
 def refine_batches(problem: AnnotationProblem, state: SequenceState, stage: StageConfig, batch_size: int,

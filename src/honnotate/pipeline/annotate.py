@@ -193,7 +193,7 @@ def _run_stage(ctx: _Ctx, name: str, state: SequenceState, body, units: int | No
     if got is not None and got[1]:
         ctx.log(f"{name}: done (checkpoint)")
         ctx.infos[name] = got[3]
-        ctx.stage_states[name] = got[0]
+        ctx.stage_states[name] = got[0].copy()  # the returned state is updated by later stages
         ctx.timings[name] = got[3].get("seconds", 0.0)
         return got[0]
     start, t_prev = 0, 0.0
@@ -299,7 +299,8 @@ def _single(ctx: _Ctx, state: SequenceState) -> SequenceState:
     state = _run_stage(ctx, "grasp", state, grasp)
 
     def tracking(st, start, on_step):
-        S.track_frames(p, st, sc.tracking, t0, "grasp", start=start, on_step=on_step)
+        S.track_frames(p, st, sc.tracking, t0, "grasp", start=start, on_step=on_step,
+                       neighbour_ratio=sc.tracking_neighbour_ratio)
 
     state = _run_stage(ctx, "tracking", state, tracking, T)
     n_win = len(S.batch_windows(T, sc.batch_size, sc.batch_overlap))
