@@ -201,37 +201,47 @@ def test_wrong_size_cue_names_the_file(capture, tmp_path):
     assert (tmp_path / "ann" / "annotate_config.json").is_file()
 
 
-def test_near_symmetric_object_hypotheses_told_apart_over_frames(tmp_path):
-    # the mustard bottle turned half a turn about its axis differs only by the cap's lean: the
-    # first-frame verification tracks both poses over the next frames and the true one fits better
-    import roma
+def _mustard_problem(out, frames: int, seed: int, motion):
+    """A generated 1-camera mustard-bottle capture at 320x240 in ``out`` and its float64
+    :class:`AnnotationProblem` at 0.5 scale: ``(problem, config, object, ground-truth arrays)``."""
     import torch
 
     from honnotate.annotate.observations import load_observations
-    from honnotate.annotate.problem import AnnotationProblem, SequenceState
-    from honnotate.annotate.stages import _verify_hypotheses
+    from honnotate.annotate.problem import AnnotationProblem
     from honnotate.io.sequence import open_sequence
     from honnotate.models.hand import HandModel
     from honnotate.models.object import make_object
     from honnotate.models.open_hand import load_open_hand
     from honnotate.synth.generator import SynthConfig, generate_sequence
 
-    out = tmp_path / "seq"
-    generate_sequence(out, SynthConfig(frames=8, cameras=1, object="mustard_bottle", seed=5, width=320, height=240,
-                                       motion=MotionConfig(workspace_size=0.05, max_rotation=1.2)))
+    generate_sequence(out, SynthConfig(frames=frames, cameras=1, object="mustard_bottle", seed=seed, width=320,
+                                       height=240, motion=motion))
     seq = open_sequence(out)
     cfg = _config()
     obs = load_observations(seq, seq.frame_ids, seq.camera_ids, scale=0.5, cloud_points=cfg.cloud_points,
                             max_depth=cfg.terms.max_depth)
     obj = make_object("mustard_bottle")
     hand = HandModel(load_open_hand("right"), dtype=torch.float64)
-    problem = AnnotationProblem(hand, obj.vertices, obj.faces, obs, cfg.terms)
-    with np.load(out / "ground_truth" / "sequence_gt.npz") as gt:
-        rv, tr = gt["obj_rot"][0], gt["obj_trans"][0]
+    with np.load(out / "ground_truth" / "sequence_gt.npz") as z:
+        gt = {k: z[k] for k in z.files}
+    return AnnotationProblem(hand, obj.vertices, obj.faces, obs, cfg.terms), cfg, obj, gt
+
+
+def test_near_symmetric_object_hypotheses_told_apart_over_frames(tmp_path):
+    # the mustard bottle turned half a turn about its axis differs only by the cap's lean: the
+    # first-frame verification tracks both poses over the next frames and the true one fits better
+    import roma
+    import torch
+
+    from honnotate.annotate.problem import SequenceState
+    from honnotate.annotate.stages import _verify_hypotheses
+
+    problem, cfg, _, gt = _mustard_problem(tmp_path / "seq", 8, 5, MotionConfig(workspace_size=0.05, max_rotation=1.2))
+    rv, tr = gt["obj_rot"][0], gt["obj_trans"][0]
     R = roma.rotvec_to_rotmat(torch.as_tensor(rv))
     half = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, np.pi], dtype=torch.float64))
     flipped = roma.rotmat_to_rotvec(R @ half).numpy()
-    state = SequenceState.zeros(obs.num_frames, hand.num_betas)
+    state = SequenceState.zeros(problem.obs.num_frames, problem.hand.num_betas)
     stage = cfg.single.object_tracking.model_copy(update={"lr": 0.01, "lr_translation": 0.002})
     mean_flipped, mean_true = _verify_hypotheses(problem, state, 0, [(0.0, flipped, tr), (0.0, rv, tr)], stage,
                                                  cfg.object_init)
@@ -260,32 +270,16 @@ def test_grasp_tracking_starts_from_the_better_of_own_and_neighbour_pose(tmp_pat
     # frame whose own pose is right keeps it
     import torch
 
-    from honnotate.annotate.observations import load_observations
-    from honnotate.annotate.problem import AnnotationProblem, SequenceState
+    from honnotate.annotate.problem import SequenceState
     from honnotate.annotate.stages import (
         WindowSpec,
         _start_from_better,
         object_vertex_error,
         track_frames,
     )
-    from honnotate.io.sequence import open_sequence
-    from honnotate.models.hand import HandModel
-    from honnotate.models.object import make_object
-    from honnotate.models.open_hand import load_open_hand
-    from honnotate.synth.generator import SynthConfig, generate_sequence
 
-    out = tmp_path / "seq"
-    generate_sequence(out, SynthConfig(frames=4, cameras=1, object="mustard_bottle", seed=3, width=320, height=240,
-                                       motion=SLOW))
-    seq = open_sequence(out)
-    cfg = _config()
-    obs = load_observations(seq, seq.frame_ids, seq.camera_ids, scale=0.5, cloud_points=cfg.cloud_points,
-                            max_depth=cfg.terms.max_depth)
-    obj = make_object("mustard_bottle")
-    hand = HandModel(load_open_hand("right"), dtype=torch.float64)
-    problem = AnnotationProblem(hand, obj.vertices, obj.faces, obs, cfg.terms)
-    with np.load(out / "ground_truth" / "sequence_gt.npz") as z:
-        gt = {k: z[k] for k in z.files}
+    problem, cfg, obj, gt = _mustard_problem(tmp_path / "seq", 4, 3, SLOW)
+    hand = problem.hand
     truth = SequenceState(gt["obj_rot"].copy(), gt["obj_trans"].copy(), gt["hand_global_orient"].copy(),
                           gt["hand_transl"].copy(),
                           hand.pose_to_anatomical(torch.as_tensor(gt["hand_pose"])).reshape(-1, 45).numpy(),
