@@ -121,11 +121,12 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _ensure_cues(seq, config: AnnotateConfig, log) -> None:
+def _ensure_cues(seq, config: AnnotateConfig, log) -> bool:
+    """Run the detector for cameras without cue files; True when it wrote any."""
     cams = config.cameras or seq.camera_ids
     missing = [c for c in cams if not seq.files("segmentation", c) or not seq.files("keypoints2d", c)]
     if not missing:
-        return
+        return False
     how = (f"run `honnotate detect {seq.root}` (honnotate's networks) or write them from another detector in "
            f"the cue format (segmentation/<cam>/<frame>.png: 0 background, 1 object, 2 hand; "
            f"keypoints2d/<cam>/<frame>.json: 21 x (u, v, confidence), MANO order)")
@@ -141,6 +142,7 @@ def _ensure_cues(seq, config: AnnotateConfig, log) -> None:
     except (WeightsError, FileNotFoundError) as exc:
         raise MissingCuesError(f"{seq.root}: no cue files for camera(s) {missing} and the detector is unavailable "
                                f"({exc}); {how}") from None
+    return True
 
 
 def _hand_and_betas(seq, config: AnnotateConfig, device):
@@ -351,7 +353,8 @@ def annotate_sequence(sequence: str | Path, out_dir: str | Path | None = None,
             log(f"{ckpt.folder}: discarding the checkpoints of an earlier run (pass --resume to continue it)")
         ckpt.clear()
     save_config(cfg_path, config)
-    _ensure_cues(seq, config, log)
+    if _ensure_cues(seq, config, log):
+        seq = open_sequence(sequence)  # the sequence lists its files when opened: see the new cues
     device = _device(config.device)
     frames = _select(seq, config)
     cams = config.cameras or seq.camera_ids
