@@ -165,3 +165,58 @@ def test_sequence_frames_bootstrap_labels(capture):
     np.testing.assert_array_equal(k["keypoints"][:, 2].numpy() > 0, (gt_kp[:, 2] > 0) & (k["weights"].numpy() > 0))
     with pytest.raises(FileNotFoundError, match="rgb"):
         SequenceFrames([capture / "ground_truth"], "segmentation")
+
+
+def test_shipped_weights_find_hand_object_and_joints(tmp_path):
+    # the weights shipped in the package (trained by `honnotate train` on generated data) load
+    # with weights_only, fit the 10 MB budget, and on a held-out generated frame (a seed, object
+    # and grasp the training data did not use) find the hand, the object and the visible joints;
+    # an untrained network scores IoU ~0.1 and PCK ~0
+    from honnotate.io.cues import read_segmentation
+    from honnotate.perception.weights import default_weights_dir
+    from honnotate.synth.generator import SynthConfig, generate_sequence
+
+    files = [default_weights_dir() / n for n in ("segmentation.pt", "keypoints.pt")]
+    assert sum(f.stat().st_size for f in files) <= 10e6
+    out = tmp_path / "seq"
+    generate_sequence(out, SynthConfig(frames=3, cameras=1, object="soup_can", seed=2024, grasp="random"))
+    seq = open_sequence(out)
+    gt = np.load(out / "ground_truth" / "sequence_gt.npz")
+    det = Detector(None, "cpu")
+    errors = []
+    for t, frame in enumerate(seq.frame_ids):
+        d = det(seq.rgb("0", frame))
+        labels = read_segmentation(out / "ground_truth" / "segmentation" / "0" / f"{frame}.png")
+        for cls in (1, 2):
+            iou = np.sum((d.labels == cls) & (labels == cls)) / max(np.sum((d.labels == cls) | (labels == cls)), 1)
+            assert iou > 0.6, (frame, cls, iou)
+        kp = gt["keypoints2d"][t, 0]
+        vis = gt["keypoints_visible"][t, 0] > 0
+        errors.extend(np.linalg.norm(d.keypoints[vis, :2] - kp[vis, :2], axis=1))
+    assert len(errors) >= 10 and np.median(errors) < 15.0, np.round(errors, 1)
+
+
+def test_annotate_runs_the_shipped_detector_when_cues_are_missing(tmp_path):
+    # and then reads the cue files the detector wrote (a sequence opened before them listed none)
+    from honnotate.annotate.config import AnnotateConfig
+    from honnotate.pipeline.annotate import AnnotationInterrupted, annotate_sequence
+    from honnotate.synth.generator import SynthConfig, generate_sequence
+
+    out = tmp_path / "seq"
+    generate_sequence(out, SynthConfig(frames=1, cameras=1, object="mustard_bottle", seed=3))
+    shutil.rmtree(out / "segmentation")
+    shutil.rmtree(out / "keypoints2d")
+    logs: list[str] = []
+    cfg = AnnotateConfig()
+    with pytest.raises(AnnotationInterrupted):  # stop after the first stage: the cues are the point here
+        annotate_sequence(out, tmp_path / "ann", cfg, log=logs.append, stop=lambda stage, done: True)
+    assert any("running honnotate's detector" in m for m in logs)
+    seq = open_sequence(out)
+    assert seq.has_cues()
+    kp = seq.keypoints2d("0", 0)
+    hand = seq.segmentation("0", 0) == 2
+    assert hand.any() and (kp[:, 2] > 0).all()
+    # the detected joints lie on or near the detected hand
+    ys, xs = np.nonzero(hand)
+    assert np.all((kp[:, 0] > xs.min() - 40) & (kp[:, 0] < xs.max() + 40) & (kp[:, 1] > ys.min() - 40)
+                  & (kp[:, 1] < ys.max() + 40)), kp

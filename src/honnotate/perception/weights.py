@@ -96,7 +96,7 @@ def load_weights(task: str, weights_dir: str | Path | None = None, *,
     path = weights_path(task, weights_dir)
     if not path.is_file():
         shipped = weights_dir is None
-        where = "no weights are shipped with this version of honnotate yet" if shipped else "no such file"
+        where = "the shipped weights file is missing from this installation" if shipped else "no such file"
         raise WeightsError(f"{path}: {where}; {_train_hint(task, path.parent if not shipped else Path('WEIGHTS_DIR'))}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
