@@ -142,6 +142,27 @@ def test_bad_frames_are_flagged_not_fatal(capture, tmp_path):
     assert np.isfinite(z["hand_joints"]).all()
 
 
+def test_weak_keypoint_confidences_do_not_stop_the_single_camera_hand_init(capture, tmp_path):
+    # a detector's weak heatmaps: every confidence 0.2 (below the grasp selection's 0.3) and no
+    # confident palm in frames 0-1; the grasp is fitted on the frames whose palm can be placed
+    from honnotate.annotate.init_hand import PALM_JOINTS
+    from honnotate.io.cues import read_keypoints2d, write_keypoints2d
+
+    seq = tmp_path / "seq"
+    shutil.copytree(capture, seq)
+    for t, f in enumerate(sorted((seq / "keypoints2d" / "0").glob("*.json"))):
+        kp = read_keypoints2d(f)
+        kp[:, 2] = 0.2
+        if t < 2:
+            kp[list(PALM_JOINTS), 2] = 0.0
+        write_keypoints2d(f, kp)
+    cfg = _config(single={"object_tracking": {"steps": 3}, "grasp": {"steps": 5}, "tracking": {"steps": 3},
+                          "refinement": {"steps": 3}}, object_init={"steps": 3, "candidates": 1})
+    s = annotate_sequence(seq, tmp_path / "ann", cfg, log=lambda _m: None)
+    assert min(s["stage_info"]["hand_init"]["frames"]) >= 2
+    assert np.isfinite(_arrays(tmp_path / "ann" / "annotation.npz")["hand_joints"]).all()
+
+
 def test_missing_cues_say_how_to_make_them(capture, tmp_path):
     seq = tmp_path / "seq"
     shutil.copytree(capture, seq)

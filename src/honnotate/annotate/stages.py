@@ -22,6 +22,7 @@ import torch
 from honnotate.annotate.config import AnnotateConfig, StageConfig
 from honnotate.annotate.grasp import grasp_to_world, world_to_grasp
 from honnotate.annotate.init_hand import (
+    PALM_JOINTS,
     KeypointModel,
     fit_grasp_to_keypoints,
     fit_hand_to_keypoints,
@@ -293,13 +294,17 @@ def init_hands_single(problem: AnnotationProblem, state: SequenceState, config: 
     hc = config.hand_init
     obs = problem.obs
     kp = obs.keypoints[:, 0].double()
+    # a frame's wrist is placed from its palm keypoints (init_hand.initial_wrist_pose): 3 needed
+    conf = np.nan_to_num(kp[..., 2].numpy(), nan=0.0)
+    placeable = (conf[:, list(PALM_JOINTS)] > hc.conf_threshold).sum(1) >= 3
     sel = select_grasp_frames(kp.numpy(), state.obj_rotvec, obs.mask_fraction[:, 0], count=hc.grasp_frames,
                               conf_threshold=max(hc.conf_threshold, 0.3), min_joints=8)
+    sel = sel[placeable[sel]]
+    if len(sel) == 0:  # low-confidence cues (a detector's weak heatmaps): any frame with a placeable palm
+        sel = np.flatnonzero(~(obs.flags & flag_bit("no_keypoints")).astype(bool) & placeable)[: hc.grasp_frames]
     if len(sel) == 0:
-        sel = np.flatnonzero(~(obs.flags & flag_bit("no_keypoints")).astype(bool))[: hc.grasp_frames]
-    if len(sel) == 0:
-        raise ValueError("no frame has 6 or more confident 2D keypoints; cannot initialise the hand "
-                         "(check keypoints2d/ cues)")
+        raise ValueError("no frame has 3 or more confident palm keypoints (wrist and finger bases); cannot "
+                         "initialise the hand (check keypoints2d/ cues or lower hand_init.conf_threshold)")
     model = _keypoint_model(problem, state.betas)
     K = obs.cameras[0].K.double()[None]
     w2c = obs.cameras[0].world_to_cam().double()[None]
