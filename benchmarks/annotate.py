@@ -107,7 +107,7 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
             "keypoints) and `detected` (honnotate's segmentation and keypoint networks, weights "
             f"`{weights or 'shipped'}`, run by `honnotate detect` on the capture's RGB). Errors against the "
             "generator's ground truth, means over frames. Command: `python benchmarks/annotate.py --compare-cues "
-            f"--cases {','.join(cases)}`.\n\n" + "\n".join(rows) + "\n")
+            f"--cases {','.join(cases)}{f' --frames {frames}' if frames else ''}`.\n\n" + "\n".join(rows) + "\n")
     print(body)
     write_section("annotate_cues", body)
 
