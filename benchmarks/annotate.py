@@ -3,7 +3,9 @@ automatic initialisation, the default schedule; accuracy per stage (paper Table 
 ``--ablation``, with terms switched off one at a time (paper Table 2).
 
 Run: ``python benchmarks/annotate.py [--frames N] [--ablation] [--cases single,multi] [--ablation-cases single,multi]``
-(writes its BENCHMARKS.md section). ``--compare-cues [--weights DIR]`` instead annotates the cases with
+(writes the BENCHMARKS.md section annotate, and annotate_ablation with ``--ablation``; ``--ablation-only``
+writes only the latter). ``--reuse`` keeps an output in ``--work`` that was annotated with the same
+configuration (e.g. run the ablation at 1 thread beside another job after a quiet timing run). ``--compare-cues [--weights DIR]`` instead annotates the cases with
 degraded, exact and detected (honnotate's networks) cues and writes section annotate_cues. Captures and outputs go to ``--work`` (default a temp dir).
 """
 
@@ -65,9 +67,14 @@ def _capture(work: Path, name: str, frames: int, cues: str = "degraded", weights
 
 
 def run_case(work: Path, name: str, frames: int, override: dict | None = None, tag: str = "",
-             cues: str = "degraded", weights: Path | None = None) -> dict:
+             cues: str = "degraded", weights: Path | None = None, reuse: bool = False) -> dict:
     seq = _capture(work, name, frames, cues, weights)
     cfg = AnnotateConfig.model_validate(_merge(AnnotateConfig().to_dict(), override or {}))
+    out = Path(f"{seq}_out{tag}")
+    if reuse and (out / "summary.json").is_file() and (out / "annotate_config.json").is_file():
+        if json.loads((out / "annotate_config.json").read_text()) == json.loads(json.dumps(cfg.to_dict())):
+            print(f"reusing {out}", flush=True)
+            return json.loads((out / "summary.json").read_text())
     t0 = time.perf_counter()
     s = annotate_sequence(seq, Path(f"{seq}_out{tag}"), cfg, log=lambda _m: None)
     s["wall_s"] = time.perf_counter() - t0
@@ -116,7 +123,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=None, help="frames per capture (default per case)")
     ap.add_argument("--cases", default="single,multi")
-    ap.add_argument("--ablation", action="store_true")
+    ap.add_argument("--ablation", action="store_true", help="also switch terms off one at a time (section annotate_ablation)")
+    ap.add_argument("--ablation-only", action="store_true", help="run the ablation and write only its section "
+                    "(the cases' own runs are still needed: with --reuse they come from --work)")
+    ap.add_argument("--reuse", action="store_true", help="keep outputs in --work annotated with the same configuration")
     ap.add_argument("--ablation-cases", default="single,multi", help="cases of the ablation (of those in --cases)")
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--compare-cues", action="store_true",
@@ -139,7 +149,7 @@ def main() -> None:
     results = {}
     for name in a.cases.split(","):
         frames = a.frames or CASES[name][3]
-        s = run_case(work, name, frames)
+        s = run_case(work, name, frames, reuse=a.reuse)
         results[name] = s
         cams, obj, _, _ = CASES[name]
         t = s["timings_s"]
@@ -153,20 +163,29 @@ def main() -> None:
         for st, sec in t.items():
             parts.append(f"| {st} | {sec:.1f} | {sec / frames:.3f} |")
         print("\n".join(parts[-2:]), flush=True)
-    if a.ablation:
-        for name in [c for c in a.ablation_cases.split(",") if c in results]:
-            frames = a.frames or CASES[name][3]
-            parts.append(f"\nAblation on **{name}** ({frames} frames): each term switched off in every stage.\n")
-            parts.append("| configuration | hand MPJPE mm | object ADD mm | object ADD-S mm |\n|---|---|---|---|")
-            parts.append(_row("all terms", results[name]["accuracy"]["final"]))
-            for term in ABLATION_TERMS:
-                s = run_case(work, name, frames, _without(term), tag=f"_no_{term}")
-                parts.append(_row(f"without {term}", s["accuracy"]["final"]))
-                print(parts[-1], flush=True)
     body = "\n".join(parts) + "\n"
     (work / "bench_annotate.json").write_text(json.dumps(results, indent=1, default=float))
     print(body)
-    write_section("annotate", body)
+    if not a.ablation_only:
+        write_section("annotate", body)
+    if a.ablation or a.ablation_only:
+        abl = [f"Machine: {machine_description()}. The cases of section annotate (same captures, degraded cues, "
+               "automatic initialisation) annotated again with one energy term switched off in every stage "
+               "(paper Table 2); final errors, means over frames. Timings are not compared here. Command: "
+               f"`python benchmarks/annotate.py --cases {a.cases} --ablation-only --ablation-cases {a.ablation_cases}"
+               f"{' --reuse' if a.reuse else ''}`.\n"]
+        for name in [c for c in a.ablation_cases.split(",") if c in results]:
+            frames = a.frames or CASES[name][3]
+            abl.append(f"\nAblation on **{name}** ({frames} frames): each term switched off in every stage.\n")
+            abl.append("| configuration | hand MPJPE mm | object ADD mm | object ADD-S mm |\n|---|---|---|---|")
+            abl.append(_row("all terms", results[name]["accuracy"]["final"]))
+            for term in ABLATION_TERMS:
+                s = run_case(work, name, frames, _without(term), tag=f"_no_{term}", reuse=a.reuse)
+                abl.append(_row(f"without {term}", s["accuracy"]["final"]))
+                print(abl[-1], flush=True)
+        body = "\n".join(abl) + "\n"
+        print(body)
+        write_section("annotate_ablation", body)
 
 
 if __name__ == "__main__":

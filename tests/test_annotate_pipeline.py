@@ -264,9 +264,37 @@ def test_near_symmetric_object_hypotheses_told_apart_over_frames(tmp_path):
     flipped = roma.rotmat_to_rotvec(R @ half).numpy()
     state = SequenceState.zeros(problem.obs.num_frames, problem.hand.num_betas)
     stage = cfg.single.object_tracking.model_copy(update={"lr": 0.01, "lr_translation": 0.002})
-    mean_flipped, mean_true = _verify_hypotheses(problem, state, 0, [(0.0, flipped, tr), (0.0, rv, tr)], stage,
-                                                 cfg.object_init)
-    assert mean_true < 0.8 * mean_flipped, (mean_true, mean_flipped)
+    # no early drop (min frames = all): both tracked over all 8 frames
+    full = cfg.object_init.model_copy(update={"verify_min_frames": 100})
+    (mean_flipped, mean_true), winner = _verify_hypotheses(problem, state, 0, [(0.0, flipped, tr), (0.0, rv, tr)],
+                                                           stage, full)
+    assert mean_true < 0.8 * mean_flipped and winner == 1, (mean_true, mean_flipped)
+
+
+def test_hypothesis_verification_drops_clearly_worse_poses_early(tmp_path, monkeypatch):
+    # lockstep verification: a pose 4 cm off is dropped after the first chunk, and once one
+    # hypothesis is left the tracking stops (frames are tracked by chunks of 2 here)
+    import honnotate.annotate.stages as stages
+    from honnotate.annotate.problem import SequenceState
+
+    problem, cfg, _, gt = _mustard_problem(tmp_path / "seq", 8, 5, MotionConfig(workspace_size=0.05, max_rotation=1.2))
+    rv, tr = gt["obj_rot"][0], gt["obj_trans"][0]
+    calls = []
+    real = stages.track_objects
+
+    def spy(problem, state, stage, t0, start=0, on_step=None, stop=None):
+        calls.append((round(float(state.obj_transl[t0][0]), 4), start, stop))
+        return real(problem, state, stage, t0, start=start, on_step=on_step, stop=stop)
+
+    monkeypatch.setattr(stages, "track_objects", spy)
+    state = SequenceState.zeros(problem.obs.num_frames, problem.hand.num_betas)
+    stage = cfg.single.object_tracking.model_copy(update={"lr": 0.01, "lr_translation": 0.002})
+    oc = cfg.object_init.model_copy(update={"verify_chunk": 2, "verify_min_frames": 2, "verify_margin": 0.5})
+    off = tr + np.array([0.04, 0.0, 0.0])
+    # hypotheses: 0 = true pose, 1 = true rotation, translation 4 cm off
+    means, winner = stages._verify_hypotheses(problem, state, 0, [(0.0, rv, tr), (0.0, rv, off)], stage, oc)
+    assert winner == 0 and means[1] > 1.5 * means[0], means
+    assert calls == [(round(float(tr[0]), 4), 0, 2), (round(float(off[0]), 4), 0, 2)], calls
 
 
 def test_keypoint_error_is_robust_to_detector_outliers():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 
 from honnotate.cli import app
 from honnotate.io.sequence import open_sequence
-from honnotate.perception.data import AugmentConfig, CropConfig, SequenceFrames
+from honnotate.perception.data import AugmentConfig, CompositeConfig, CropConfig, SequenceFrames
 from honnotate.perception.detect import Detector, detect_sequence
 from honnotate.perception.networks import build_network, default_arch
 from honnotate.perception.weights import WeightsError, save_weights
@@ -146,6 +147,32 @@ def test_train_command_checkpoints_and_resumes(tmp_path):
 
     model, info = load_weights("segmentation", out)
     assert info["train"]["steps"] == 4 and info["input"] == {"width": 64, "height": 48}
+
+
+def test_train_init_starts_from_weights_and_checks_them(tmp_path):
+    from honnotate.perception.train import TrainConfig, train
+    from honnotate.perception.weights import load_weights
+
+    arch = {"width": 16, "stages": 1, "stage_width": 16}
+    torch.manual_seed(5)
+    src = build_network("keypoints", arch)
+    save_weights(tmp_path / "w" / "keypoints.pt", "keypoints", src, arch, {"crop_size": 32, "margin": 1.35, "stride": 4})
+    syn = CompositeConfig(width=64, height=48, objects=("sphere",), grasps_per_object=1)
+    base = dict(task="keypoints", steps=1, batch=1, lr=1e-9, warmup=1, device="cpu", arch=arch,
+                synthetic=replace(syn, crop=replace(syn.crop, size=32)))
+    # lr ~ 0: the trained network is the initial one, so it must be the --init network
+    train(TrainConfig(**base, out=str(tmp_path / "a"), init=str(tmp_path / "w")))
+    got, info = load_weights("keypoints", tmp_path / "a")
+    for k, v in src.state_dict().items():
+        torch.testing.assert_close(got.state_dict()[k], v.half().float(), atol=1e-6, rtol=0)
+    assert info["train"]["init"] == str(tmp_path / "w")
+    train(TrainConfig(**base, out=str(tmp_path / "b"), seed=1))  # without init: another network
+    other, _ = load_weights("keypoints", tmp_path / "b")
+    assert not torch.allclose(other.state_dict()["backbone.0.0.weight"], got.state_dict()["backbone.0.0.weight"])
+    with pytest.raises(WeightsError, match="architecture"):
+        train(TrainConfig(**{**base, "arch": {**arch, "width": 32}}, out=str(tmp_path / "c"), init=str(tmp_path / "w")))
+    with pytest.raises(WeightsError, match="no such"):
+        train(TrainConfig(**base, out=str(tmp_path / "d"), init=str(tmp_path / "nowhere")))
 
 
 def test_sequence_frames_bootstrap_labels(capture):

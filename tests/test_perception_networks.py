@@ -88,6 +88,31 @@ def test_keypoint_loss_weights_and_errors():
         keypoint_loss([pred], target, torch.ones(2, 20))
 
 
+def test_keypoint_loss_foreground_and_integral_terms():
+    torch.manual_seed(0)
+    target = torch.rand(2, 21, 6, 5, dtype=torch.float64)
+    w = torch.ones(2, 21, dtype=torch.float64)
+    pred = target.clone()
+    pred[:, 3] += 1.0  # squared error 1 on every cell of joint 3
+    expect = 100 * (1 + 4.0 * target[:, 3]).mean((1, 2)).sum() / 42
+    assert float(keypoint_loss([pred], target, w, foreground=4.0)) == pytest.approx(float(expect), rel=1e-12)
+    # integral term: a one-cell peak at the target point costs ~nothing, one cell off costs ~1 cell
+    peak = torch.zeros(1, 21, 6, 5, dtype=torch.float64)
+    peak[0, :, 2, 3] = 1.0
+    pts = torch.tensor([3.0, 2.0], dtype=torch.float64).expand(1, 21, 2)
+    one = torch.ones(1, 21, dtype=torch.float64)
+    assert float(keypoint_loss([peak], peak, one, integral=1.0, points=pts)) == pytest.approx(0.0, abs=1e-5)
+    off = pts + torch.tensor([1.0, 0.0], dtype=torch.float64)
+    assert float(keypoint_loss([peak], peak, one, integral=1.0, points=off)) == pytest.approx(1.0, abs=1e-5)
+    # gradient of the full loss against finite differences
+    x = (0.3 * torch.rand(1, 21, 6, 5, dtype=torch.float64)).requires_grad_()
+    pts = 5 * torch.rand(1, 21, 2, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda h: keypoint_loss([h, 2 * h], peak, one, foreground=3.0, integral=0.5,
+                                                            points=pts, beta=4.0), (x,))
+    with pytest.raises(ValueError, match="needs points"):
+        keypoint_loss([peak], peak, one, integral=1.0)
+
+
 def _fit(model, step_fn, steps=25, lr=5e-3):
     torch.manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=lr)

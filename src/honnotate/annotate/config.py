@@ -118,7 +118,9 @@ class ObjectInitConfig(_Model):
     (relative) of the best, at most ``verify_hypotheses``, are each tracked over the next
     ``verify_frames`` frames (``verify_steps`` Adam steps per frame after an ICP warm start) and
     the one with the lowest mean energy over those frames wins: as the object turns, the wrong
-    pose stops fitting."""
+    pose stops fitting. They are tracked in lockstep, ``verify_chunk`` frames at a time; after
+    ``verify_min_frames`` frames a hypothesis whose mean energy is above ``1 + verify_margin``
+    times the lowest is dropped, and verification ends when one is left."""
 
     candidates: int = Field(default=6, ge=1)
     directions: int = Field(default=40, ge=1)
@@ -131,6 +133,9 @@ class ObjectInitConfig(_Model):
     verify_hypotheses: int = Field(default=3, ge=1)
     verify_frames: int = Field(default=200, ge=1)
     verify_steps: int = Field(default=5, ge=1)
+    verify_chunk: int = Field(default=10, ge=1)
+    verify_min_frames: int = Field(default=20, ge=1)
+    verify_margin: float = Field(default=0.5, ge=0)
 
 
 class HandInitConfig(_Model):

@@ -129,29 +129,50 @@ def init_object_first_frame(problem: AnnotationProblem, state: SequenceState, co
         scored.append((float(r["total"][0]), trial.obj_rotvec[t0].copy(), trial.obj_transl[t0].copy()))
     scored.sort(key=lambda x: x[0])
     close = [s for s in scored if s[0] <= scored[0][0] * (1.0 + oc.ambiguity)][: oc.verify_hypotheses]
-    verified = _verify_hypotheses(problem, state, t0, close, stage, oc) if len(close) > 1 else []
-    best = close[int(np.argmin(verified))] if verified else scored[0]
+    verified, winner = _verify_hypotheses(problem, state, t0, close, stage, oc) if len(close) > 1 else ([], -1)
+    best = close[winner] if winner >= 0 else scored[0]
     state.obj_rotvec[t0], state.obj_transl[t0] = best[1], best[2]
     return {"frame": t0, "source": "depth", "candidates": [(e, r.tolist(), t.tolist()) for e, r, t in scored],
-            "verified": [float(v) for v in verified]}
+            "verified": [float(v) for v in verified], "winner": winner}
 
 
 def _verify_hypotheses(problem: AnnotationProblem, state: SequenceState, t0: int, hypotheses: list,
-                       stage: StageConfig, oc) -> list[float]:
-    """Mean per-frame object energy of each start-frame hypothesis ``(energy, rotvec, transl)``
-    tracked by :func:`track_objects` with ``oc.verify_steps`` steps per frame over ``t0`` and
-    the ``oc.verify_frames`` frames after it in the tracking order (frames without an object
-    are not scored)."""
+                       stage: StageConfig, oc) -> tuple[list[float], int]:
+    """Track each start-frame hypothesis ``(energy, rotvec, transl)`` from ``t0`` over the
+    ``oc.verify_frames`` frames after it (:func:`track_objects`, ``oc.verify_steps`` steps per
+    frame), all in lockstep, ``oc.verify_chunk`` frames at a time; after ``oc.verify_min_frames``
+    frames a hypothesis whose mean per-frame energy exceeds ``1 + oc.verify_margin`` times the
+    lowest is dropped, and tracking stops once one is left (the wrong pose of a turning object
+    stops fitting within a few dozen frames: no need to track it, or the winner, further).
+
+    Returns:
+        ``(means, winner)``: the mean energy of each hypothesis over the frames it was tracked
+        (frames without an object are not scored; NaN when none) and the index of the winner,
+        or ``([], -1)`` when no frame could be scored.
+    """
     quick = stage.model_copy(update={"steps": oc.verify_steps})
-    means = []
+    n = min(1 + oc.verify_frames, problem.obs.num_frames)
+    trials, energies = [], []
     for _, rv, tr in hypotheses:
         trial = state.copy()
         trial.obj_rotvec[t0], trial.obj_transl[t0] = rv, tr
-        energies: list[float] = []
-        track_objects(problem, trial, quick, t0, stop=1 + oc.verify_frames,
-                      on_step=lambda _pos, r, out=energies: out.extend(float(e) for e in r.get("total", [])))
-        means.append(float(np.mean(energies)) if energies else float("nan"))
-    return [] if any(np.isnan(means)) else means
+        trials.append(trial)
+        energies.append([])
+    alive = list(range(len(hypotheses)))
+    pos = 0
+    while pos < n and len(alive) > 1:
+        stop = min(n, pos + oc.verify_chunk)
+        for i in alive:
+            track_objects(problem, trials[i], quick, t0, start=pos, stop=stop,
+                          on_step=lambda _pos, r, out=energies[i]: out.extend(float(e) for e in r.get("total", [])))
+        pos = stop
+        if pos >= oc.verify_min_frames and all(energies[i] for i in alive):
+            best = min(float(np.mean(energies[i])) for i in alive)
+            alive = [i for i in alive if float(np.mean(energies[i])) <= best * (1.0 + oc.verify_margin)]
+    means = [float(np.mean(e)) if e else float("nan") for e in energies]
+    if any(np.isnan(means[i]) for i in alive):
+        return [], -1
+    return means, min(alive, key=lambda i: means[i])
 
 
 def _distinct(cands, count: int, min_dist: float = 0.01, min_angle: float = 0.2) -> list:

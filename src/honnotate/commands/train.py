@@ -30,6 +30,12 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda:0, ..."),
         workers: int = typer.Option(0, help="DataLoader worker processes."),
         checkpoint_every: int = typer.Option(200, help="Steps between checkpoints."),
+        init: Path | None = typer.Option(None, "--init", help="Start from these weights (a weights file or folder, "
+                                         "e.g. the shipped weights) instead of a random network: fine-tuning."),
+        foreground: float | None = typer.Option(None, help="Keypoints: weight of the heatmap peak cells in the loss "
+                                                "(cells weighted by 1 + k * target; default of TrainConfig)."),
+        integral: float | None = typer.Option(None, help="Keypoints: weight of the integral-regression coordinate "
+                                              "term (default of TrainConfig)."),
     ) -> None:
         """Train the segmentation (seg) or the 2D keypoint network; writes weights for `honnotate detect --weights`."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -57,7 +63,9 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = TrainConfig(task=full, out=str(out), steps=steps, batch=batch, lr=lr, seed=seed, device=device,
                               workers=workers, data=tuple(str(d) for d in data), data_fraction=data_fraction,
-                              checkpoint_every=checkpoint_every, synthetic=CompositeConfig(**syn))
+                              checkpoint_every=checkpoint_every, synthetic=CompositeConfig(**syn),
+                              init=str(init) if init is not None else None,
+                              **{k: v for k, v in (("foreground", foreground), ("integral", integral)) if v is not None})
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

@@ -48,7 +48,10 @@ class TrainConfig:
     checkpoint_every / log_every: steps; device: "auto" (CUDA when present), "cpu", "cuda:0"...;
     workers: DataLoader worker processes; data: capture folders mixed in for bootstrapping
     (``data_fraction`` of the samples); arch: network architecture (defaults per task);
-    synthetic: the composite settings.
+    synthetic: the composite settings; init: a weights file (or weights folder) of this task whose
+    network starts the run instead of a random initialisation (fine-tuning, or continuing the
+    shipped weights: checkpoints are per run folder, weights files travel); its architecture
+    must equal ``arch``; foreground, integral: keypoint loss options (:func:`keypoint_loss`).
     """
 
     task: str = "segmentation"
@@ -67,6 +70,9 @@ class TrainConfig:
     data_fraction: float = 0.5
     arch: dict[str, Any] = field(default_factory=dict)
     synthetic: CompositeConfig = field(default_factory=CompositeConfig)
+    init: str | None = None
+    foreground: float = 0.0
+    integral: float = 0.0
 
     def __post_init__(self) -> None:
         if self.task not in ("segmentation", "keypoints"):
@@ -121,23 +127,50 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     return ce + dice.mean()
 
 
-def keypoint_loss(stages: list[torch.Tensor], target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Mean squared heatmap error over all stages (intermediate supervision), per joint weighted.
+def keypoint_loss(stages: list[torch.Tensor], target: torch.Tensor, weights: torch.Tensor, *,
+                  foreground: float = 0.0, integral: float = 0.0, points: torch.Tensor | None = None,
+                  beta: float = 20.0) -> torch.Tensor:
+    """Heatmap loss over all stages (intermediate supervision), per joint weighted.
+
+    The base term is the mean squared heatmap error, each cell weighted by ``1 + foreground *
+    target`` (``foreground`` > 0 makes the few cells of the peak count more than the many of
+    the background, whose near-zero error otherwise dominates: peaks rise sooner). With
+    ``integral`` > 0 an integral-regression term is added: the expected cell of
+    ``softmax(beta * heatmap)`` against the target point, L1 in cells (a coordinate loss that
+    pulls the mass of a spread or doubled heatmap to the right place).
 
     Args:
         stages: list of (B, J, h, w) predicted heatmaps. target: (B, J, h, w). weights: (B, J).
+        foreground: weight of the target's peak cells. integral: weight of the coordinate term.
+        points: (B, J, 2) target points in heatmap cells (x = column, y = row; needed when
+            ``integral`` > 0). beta: softmax sharpness (heatmaps peak at 1).
 
     Returns:
-        () float loss (scaled by 100: heatmaps are mostly ~0).
+        () float loss (the squared error scaled by 100: heatmaps are mostly ~0).
     """
     if weights.shape != target.shape[:2]:
         raise ValueError(f"weights must be (B, J) = {tuple(target.shape[:2])}, got {tuple(weights.shape)}")
+    if integral > 0 and (points is None or points.shape != (*target.shape[:2], 2)):
+        raise ValueError(f"the integral term needs points (B, J, 2) = {(*target.shape[:2], 2)}, got "
+                         f"{None if points is None else tuple(points.shape)}")
+    norm = weights.sum().clamp(min=1)
+    cell_w = 1.0 + foreground * target if foreground > 0 else None
+    h, w = target.shape[-2:]
     total = target.new_zeros(())
     for hm in stages:
         if hm.shape != target.shape:
             raise ValueError(f"heatmaps {tuple(hm.shape)} do not match the target {tuple(target.shape)}")
-        total = total + (((hm - target) ** 2).mean((2, 3)) * weights).sum() / weights.sum().clamp(min=1)
-    return 100.0 * total / len(stages)
+        sq = (hm - target) ** 2
+        if cell_w is not None:
+            sq = sq * cell_w
+        total = total + 100.0 * (sq.mean((2, 3)) * weights).sum() / norm
+        if integral > 0:
+            prob = torch.softmax(beta * hm.flatten(2), -1).view_as(hm)
+            ex = (prob.sum(2) * torch.arange(w, dtype=hm.dtype, device=hm.device)).sum(-1)
+            ey = (prob.sum(3) * torch.arange(h, dtype=hm.dtype, device=hm.device)).sum(-1)
+            l1 = (ex - points[..., 0]).abs() + (ey - points[..., 1]).abs()
+            total = total + integral * (l1 * weights).sum() / norm
+    return total / len(stages)
 
 
 class _Mixture(Dataset):
@@ -260,6 +293,8 @@ def train(config: TrainConfig, *, resume: bool = False,
     torch.manual_seed(cfg.seed)
     model = build_network(cfg.task, cfg.arch).to(device)
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.init and not (resume and ckpt_path.is_file()):
+        _load_init(model, cfg)
     if resume and ckpt_path.is_file():
         ck = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(ck["model"])
@@ -297,7 +332,9 @@ def train(config: TrainConfig, *, resume: bool = False,
             if cfg.task == "segmentation":
                 loss = segmentation_loss(model(image), batch["labels"].to(device))
             else:
-                loss = keypoint_loss(model(image), batch["heatmaps"].to(device), batch["weights"].to(device))
+                loss = keypoint_loss(model(image), batch["heatmaps"].to(device), batch["weights"].to(device),
+                                     foreground=cfg.foreground, integral=cfg.integral,
+                                     points=_cells(batch["keypoints"].to(device)) if cfg.integral > 0 else None)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -323,9 +360,33 @@ def train(config: TrainConfig, *, resume: bool = False,
     return TrainResult(out=out, weights=out / WEIGHTS_FILES[cfg.task], steps=step, losses=np.asarray(losses))
 
 
+def _cells(keypoints: torch.Tensor, stride: int = 4) -> torch.Tensor:
+    """(B, J, 2+) crop pixels -> (B, J, 2) heatmap cells (see :mod:`honnotate.perception.crops`)."""
+    return (keypoints[..., :2] - 0.5 * (stride - 1)) / stride
+
+
+def _load_init(model: torch.nn.Module, cfg: TrainConfig) -> None:
+    """Copy the network of the weights file ``cfg.init`` (a file, or a folder holding this
+    task's file) into ``model``; WeightsError when it is another task or architecture."""
+    from honnotate.perception.weights import WeightsError, load_weights
+
+    path = Path(cfg.init)
+    folder = path if path.is_dir() else path.parent
+    if path.is_file() and path.name != WEIGHTS_FILES[cfg.task]:
+        raise WeightsError(f"{path}: --init for {cfg.task} expects a file named {WEIGHTS_FILES[cfg.task]} "
+                           f"(or the folder holding it)")
+    if not path.exists():
+        raise WeightsError(f"{path}: no such weights file or folder (--init)")
+    net, info = load_weights(cfg.task, folder)
+    arch = {**default_arch(cfg.task), **cfg.arch}
+    if info.get("arch") != arch:
+        raise WeightsError(f"{path}: its {cfg.task} architecture {info.get('arch')} differs from this run's {arch}")
+    model.load_state_dict(net.state_dict())
+
+
 def _export(out: Path, cfg: TrainConfig, model, step: int, losses: list[float]) -> Path:
     tail = losses[-20:]
-    info = {"steps": step, "seed": cfg.seed, "batch": cfg.batch, "lr": cfg.lr,
+    info = {"steps": step, "seed": cfg.seed, "batch": cfg.batch, "lr": cfg.lr, "init": cfg.init,
             "final_loss": float(np.mean(tail)) if tail else None, "config": f"{cfg.task}_config.json"}
     return save_weights(out / WEIGHTS_FILES[cfg.task], cfg.task, model, {**default_arch(cfg.task), **cfg.arch},
                         _input_spec(cfg), info)
