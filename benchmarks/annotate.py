@@ -178,7 +178,8 @@ def main() -> None:
             frames = a.frames or CASES[name][3]
             abl.append(f"\nAblation on **{name}** ({frames} frames): each term switched off in every stage.\n")
             abl.append("| configuration | hand MPJPE mm | object ADD mm | object ADD-S mm |\n|---|---|---|---|")
-            abl.append(_row("all terms", results[name]["accuracy"]["final"]))
+            abl.append(_row("all terms" + (" (the run of section annotate)" if a.reuse else ""),
+                            results[name]["accuracy"]["final"]))
             for term in ABLATION_TERMS:
                 s = run_case(work, name, frames, _without(term), tag=f"_no_{term}", reuse=a.reuse)
                 abl.append(_row(f"without {term}", s["accuracy"]["final"]))

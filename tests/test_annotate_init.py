@@ -177,6 +177,24 @@ class TestGeometryHelpers:
         assert frames[0] == 0 and frames[-1] == T_ - 1
         with pytest.raises(ValueError, match=r"\(T, 21, 3\)"):
             select_grasp_frames(np.ones((3, 20, 3)), np.zeros((3, 3)))
+        # frames not eligible (object tracking lost) are never chosen: the far end moves inwards
+        el = np.ones(T_, bool)
+        el[-2:] = False
+        frames = select_grasp_frames(kp, rv, mask_fraction=np.full(T_, 0.05), count=3, eligible=el)
+        assert frames[-1] == T_ - 3 and not set(frames) & {3, T_ - 2, T_ - 1}
+        with pytest.raises(ValueError, match="eligible"):
+            select_grasp_frames(kp, rv, eligible=np.ones(T_ - 1, bool))
+
+    def test_object_fit_gate(self):
+        from honnotate.annotate.stages import object_fit_gate
+
+        e = np.array([0.1, 0.12, np.nan, 0.11, 0.5, 0.09])
+        # median of the known energies 0.11: 0.5 > 2 x 0.11 is out, unknown (NaN) passes
+        np.testing.assert_array_equal(object_fit_gate(e, 2.0, 6), [True, True, True, True, False, True])
+        assert object_fit_gate(e, 0.0, 6) is None and object_fit_gate(None, 2.0, 6) is None
+        assert object_fit_gate(np.full(6, np.nan), 2.0, 6) is None
+        with pytest.raises(ValueError, match="object energies"):
+            object_fit_gate(e, 2.0, 5)
 
 
 class TestGraspConversions:

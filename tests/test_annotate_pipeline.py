@@ -114,6 +114,25 @@ def test_resume_equals_uninterrupted(capture, tmp_path):
                 s_full["accuracy"][stage][metric]["mean"], abs=1e-3), (stage, metric)
 
 
+def test_resume_inside_object_tracking_keeps_its_energies(capture, tmp_path):
+    # the object tracking's per-frame energies choose the grasp frames: a run interrupted inside
+    # that stage resumes with the energies of the frames it had tracked
+    cfg = _config(checkpoint_every=1)
+    full = tmp_path / "full"
+    s_full = annotate_sequence(capture, full, cfg, log=lambda _m: None)
+    part = tmp_path / "part"
+    with pytest.raises(AnnotationInterrupted):
+        annotate_sequence(capture, part, cfg, log=lambda _m: None,
+                          stop=lambda stage, done: stage == "object_tracking" and done == 2)
+    logs: list[str] = []
+    s_part = annotate_sequence(capture, part, cfg, resume=True, log=logs.append)
+    assert any("object_tracking: resuming at unit 2" in m for m in logs)
+    e_full, e_part = (s["stage_info"]["object_tracking"]["energy"] for s in (s_full, s_part))
+    assert len(e_full) == 6 and all(e is not None for e in e_full)
+    np.testing.assert_allclose(e_part, e_full, rtol=1e-9)
+    assert s_part["stage_info"]["hand_init"]["frames"] == s_full["stage_info"]["hand_init"]["frames"]
+
+
 def test_resume_with_other_config_is_refused(capture, tmp_path):
     out = tmp_path / "a"
     with pytest.raises(AnnotationInterrupted):

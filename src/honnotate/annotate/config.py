@@ -145,7 +145,10 @@ class HandInitConfig(_Model):
     (reference: 25 chosen by farthest-point sampling of the object rotation); conf_threshold:
     keypoints with lower confidence are ignored; limit_weight: nu of Eq. 11 (paper 50);
     shape_frames: frames of the multi-camera shape fit (shared betas); shape_prior: weight of
-    |betas|^2 in that fit (pixels^2).
+    |betas|^2 in that fit (pixels^2); max_object_energy_ratio: the single-camera grasp is fitted
+    only on frames whose object-only energy after the object tracking is at most this times the
+    median over the sequence (a frame where the tracking lost the object would tie the hand to a
+    wrong object pose; 0: no gate).
     """
 
     iterations: int = Field(default=40, ge=1)
@@ -154,6 +157,7 @@ class HandInitConfig(_Model):
     limit_weight: float = Field(default=50.0, ge=0)
     shape_frames: int = Field(default=12, ge=1)
     shape_prior: float = Field(default=5.0, ge=0)
+    max_object_energy_ratio: float = Field(default=2.0, ge=0)
 
 
 class QualityConfig(_Model):

@@ -539,7 +539,7 @@ def fit_grasp_to_keypoints(model: KeypointModel, keypoints: torch.Tensor, K: tor
 
 def select_grasp_frames(keypoints: np.ndarray, object_rotvec: np.ndarray, mask_fraction: np.ndarray | None = None,
                         count: int = 25, conf_threshold: float = 0.5, min_joints: int = 12,
-                        min_mask_fraction: float = 0.01) -> np.ndarray:
+                        min_mask_fraction: float = 0.01, eligible: np.ndarray | None = None) -> np.ndarray:
     """Frames for the grasp initialisation (reference code's criteria, deterministic choice).
 
     Eligible frames have more than ``min_joints`` keypoints with confidence > ``conf_threshold``
@@ -550,6 +550,7 @@ def select_grasp_frames(keypoints: np.ndarray, object_rotvec: np.ndarray, mask_f
     Args:
         keypoints: (T, 21, 3) (u, v, confidence) of the camera used. object_rotvec: (T, 3) radians.
         mask_fraction: (T,) object-mask area / image area, or None (not checked).
+        eligible: (T,) bool, frames allowed at all (e.g. where the object tracking fits), or None.
 
     Returns:
         (n,) int64 sorted frame indices, n <= count (empty if no frame is eligible).
@@ -567,6 +568,11 @@ def select_grasp_frames(keypoints: np.ndarray, object_rotvec: np.ndarray, mask_f
         if mf.shape != (len(kp),):
             raise ValueError(f"mask_fraction: expected ({len(kp)},), got {mf.shape}")
         ok &= mf > min_mask_fraction
+    if eligible is not None:
+        el = np.asarray(eligible, dtype=bool)
+        if el.shape != (len(kp),):
+            raise ValueError(f"eligible: expected ({len(kp)},), got {el.shape}")
+        ok &= el
     idx = np.flatnonzero(ok)
     if len(idx) == 0 or count <= 0:
         return np.zeros(0, dtype=np.int64)

@@ -41,6 +41,7 @@ __all__ = [
     "track_objects",
     "init_hands_multi",
     "init_hands_single",
+    "object_fit_gate",
     "refine_grasp",
     "track_frames",
     "refine_batches",
@@ -308,18 +309,26 @@ def _depth_at_keypoints(problem: AnnotationProblem, frames: np.ndarray) -> torch
     return out.double()
 
 
-def init_hands_single(problem: AnnotationProblem, state: SequenceState, config: AnnotateConfig) -> dict:
+def init_hands_single(problem: AnnotationProblem, state: SequenceState, config: AnnotateConfig,
+                      object_energy: np.ndarray | None = None) -> dict:
     """Single-camera hand initialisation (paper Eq. 12): one grasp shared over frames chosen by
     :func:`~honnotate.annotate.init_hand.select_grasp_frames`, then every frame's hand placed
-    through the grasp on its tracked object pose. Returns ``{"frames": [...], "reprojection_px": ...}``."""
+    through the grasp on its tracked object pose. ``object_energy``: (T,) object-only energy of
+    each frame after the object tracking (NaN: unknown); frames above
+    ``hand_init.max_object_energy_ratio`` times its median are not used for the grasp (unless
+    fewer than 3 frames would be left). Returns ``{"frames": [...], "reprojection_px": ...}``."""
     hc = config.hand_init
     obs = problem.obs
     kp = obs.keypoints[:, 0].double()
     # a frame's wrist is placed from its palm keypoints (init_hand.initial_wrist_pose): 3 needed
     conf = np.nan_to_num(kp[..., 2].numpy(), nan=0.0)
     placeable = (conf[:, list(PALM_JOINTS)] > hc.conf_threshold).sum(1) >= 3
+    fits = object_fit_gate(object_energy, hc.max_object_energy_ratio, obs.num_frames)
     sel = select_grasp_frames(kp.numpy(), state.obj_rotvec, obs.mask_fraction[:, 0], count=hc.grasp_frames,
-                              conf_threshold=max(hc.conf_threshold, 0.3), min_joints=8)
+                              conf_threshold=max(hc.conf_threshold, 0.3), min_joints=8, eligible=fits)
+    if len(sel) < 3 and fits is not None:  # the gate left too few: choose as without it
+        sel = select_grasp_frames(kp.numpy(), state.obj_rotvec, obs.mask_fraction[:, 0], count=hc.grasp_frames,
+                                  conf_threshold=max(hc.conf_threshold, 0.3), min_joints=8)
     sel = sel[placeable[sel]]
     if len(sel) == 0:  # low-confidence cues (a detector's weak heatmaps): any frame with a placeable palm
         sel = np.flatnonzero(~(obs.flags & flag_bit("no_keypoints")).astype(bool) & placeable)[: hc.grasp_frames]
@@ -335,6 +344,21 @@ def init_hands_single(problem: AnnotationProblem, state: SequenceState, config: 
                                  conf_threshold=hc.conf_threshold, per_frame_iterations=hc.iterations)
     _apply_grasp(problem, state, fit.rel_rotvec, fit.rel_transl, fit.anatomical.numpy())
     return {"frames": sel.tolist(), "reprojection_px": fit.reprojection_error.numpy().tolist()}
+
+
+def object_fit_gate(energy: np.ndarray | None, ratio: float, T: int) -> np.ndarray | None:
+    """(T,) bool: frames whose object energy is at most ``ratio`` times the median of the known
+    (finite) energies; unknown energies pass. None when there is no gate (``ratio`` 0, no
+    energies, or none known)."""
+    if energy is None or ratio <= 0:
+        return None
+    e = np.asarray(energy, dtype=np.float64)
+    if e.shape != (T,):
+        raise ValueError(f"object energies: expected ({T},), got {e.shape}")
+    known = np.isfinite(e)
+    if not known.any():
+        return None
+    return ~known | (e <= ratio * float(np.median(e[known])))
 
 
 def _apply_grasp(problem: AnnotationProblem, state: SequenceState, rel_rotvec, rel_transl, anat: np.ndarray) -> None:

@@ -189,8 +189,11 @@ def _select(seq, config: AnnotateConfig) -> list[str]:
     return frames
 
 
-def _run_stage(ctx: _Ctx, name: str, state: SequenceState, body, units: int | None = None) -> SequenceState:
-    """Run or skip one stage; ``body(state, start, on_step)`` does the work from position ``start``."""
+def _run_stage(ctx: _Ctx, name: str, state: SequenceState, body, units: int | None = None,
+               extra: Callable[[], dict] | None = None) -> SequenceState:
+    """Run or skip one stage; ``body(state, start, on_step)`` does the work from position ``start``.
+    ``extra()``: more info saved with every checkpoint of the stage (a resumed stage finds the
+    last saved info in ``ctx.infos[name]`` when its body starts)."""
     got = ctx.ckpt.load(name)
     if got is not None and got[1]:
         ctx.log(f"{name}: done (checkpoint)")
@@ -202,6 +205,7 @@ def _run_stage(ctx: _Ctx, name: str, state: SequenceState, body, units: int | No
     if got is not None:
         state, start, info = got[0], got[2], got[3]
         t_prev = info.get("seconds", 0.0)
+        ctx.infos[name] = info
         ctx.log(f"{name}: resuming at unit {start}")
     t0 = time.perf_counter()
     every = ctx.config.checkpoint_every
@@ -212,15 +216,15 @@ def _run_stage(ctx: _Ctx, name: str, state: SequenceState, body, units: int | No
             ctx.progress(name, done, units)
         if units and (done % every == 0 or done == units):
             ctx.ckpt.save(name, state, complete=False, next_pos=done,
-                          info={"seconds": t_prev + time.perf_counter() - t0})
+                          info={**(extra() if extra else {}), "seconds": t_prev + time.perf_counter() - t0})
         if ctx.stop is not None and ctx.stop(name, done):
             ctx.ckpt.save(name, state, complete=False, next_pos=done,
-                          info={"seconds": t_prev + time.perf_counter() - t0})
+                          info={**(extra() if extra else {}), "seconds": t_prev + time.perf_counter() - t0})
             raise AnnotationInterrupted(f"stopped in stage {name} after unit {done}")
 
     info = body(state, start, on_step) or {}
     seconds = t_prev + time.perf_counter() - t0
-    info = {**info, "seconds": seconds}
+    info = {**(extra() if extra else {}), **info, "seconds": seconds}
     ctx.ckpt.save(name, state, complete=True, info=info)
     ctx.timings[name] = seconds
     ctx.infos[name] = info
@@ -281,13 +285,30 @@ def _single(ctx: _Ctx, state: SequenceState) -> SequenceState:
     state = _run_stage(ctx, "object_init", state, object_init)
     t0 = _t0(ctx)
 
-    def object_tracking(st, start, on_step):
-        S.track_objects(p, st, sc.object_tracking, t0, start=start, on_step=on_step)
+    # each frame's object-only energy after tracking (NaN: no object): the grasp is fitted on
+    # frames where the tracking fits (hand_init.max_object_energy_ratio)
+    energy = np.full(T, np.nan)
+    order = S.tracking_order(T, t0)
 
-    state = _run_stage(ctx, "object_tracking", state, object_tracking, T)
+    def object_tracking(st, start, on_step):
+        saved = ctx.infos.get("object_tracking", {}).get("energy") if start else None
+        if saved is not None:
+            energy[:] = [np.nan if e is None else e for e in saved]
+
+        def step(pos, r):
+            if len(r.get("total", [])):
+                energy[order[pos]] = float(r["total"][0])
+            on_step(pos, r)
+
+        S.track_objects(p, st, sc.object_tracking, t0, start=start, on_step=step)
+
+    state = _run_stage(ctx, "object_tracking", state, object_tracking, T,
+                       extra=lambda: {"energy": [None if np.isnan(e) else float(e) for e in energy]})
+    tracked = ctx.infos["object_tracking"].get("energy")
 
     def hand_init(st, start, on_step):
-        return S.init_hands_single(p, st, cfg)
+        e = np.array([np.nan if v is None else v for v in tracked], dtype=np.float64) if tracked is not None else None
+        return S.init_hands_single(p, st, cfg, e)
 
     state = _run_stage(ctx, "hand_init", state, hand_init)
     grasp_frames = np.asarray(ctx.infos["hand_init"]["frames"], dtype=np.int64)
