@@ -136,6 +136,23 @@ class TestMask:
         torch.testing.assert_close(e, torch.zeros(B, 2, dtype=D))
         assert (mask_energy(_silhouettes(B, 2, 8, 10), seg) > 0).all()
 
+    @pytest.mark.parametrize("levels", [1, 3])
+    def test_matches_the_weighted_pyramid_definition(self, levels):
+        # reference twin: the normalised-convolution pyramids of rendered and target silhouettes
+        # (gaussian_pyramid with the valid mask as weights), compared level by level
+        seg = torch.randint(0, 3, (2, 3, 13, 17), generator=_gen(4))
+        valid = torch.rand(2, 3, 13, 17, generator=_gen(5)) > 0.3
+        sil = _silhouettes(2, 3, 13, 17)
+        rendered = sil[:, :, [1, 2]]
+        target = torch.stack([(seg == k) for k in (1, 2)], 2).to(D)
+        w = valid.to(D)
+        w5 = w[:, :, None].expand_as(rendered)
+        ref = torch.zeros(2, 3, dtype=D)
+        for r, t, wl in zip(gaussian_pyramid(rendered, levels, w5), gaussian_pyramid(target, levels, w5),
+                            gaussian_pyramid(w, levels)):
+            ref += (wl[:, :, None] * (r - t) ** 2).sum((2, 3, 4)) / wl.sum((2, 3))
+        torch.testing.assert_close(mask_energy(sil, seg, valid, pyramid_levels=levels), ref, rtol=1e-12, atol=1e-15)
+
     def test_gradient(self):
         seg = torch.randint(0, 3, (2, 1, 6, 7), generator=_gen(2))
         valid = torch.rand(2, 1, 6, 7, generator=_gen(3)) > 0.2

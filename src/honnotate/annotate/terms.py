@@ -133,10 +133,17 @@ def mask_energy(silhouettes: torch.Tensor, segmentation: torch.Tensor, valid: to
     rendered = silhouettes[:, :, list(labels)]
     w = (torch.ones((B, C, H, W), dtype=silhouettes.dtype, device=silhouettes.device) if valid is None
          else valid.to(device=silhouettes.device, dtype=silhouettes.dtype))
-    w5 = w[:, :, None].expand_as(rendered)
-    r_pyr = gaussian_pyramid(rendered, pyramid_levels, w5)
-    t_pyr = gaussian_pyramid(target, pyramid_levels, w5)
+    # gaussian_pyramid(x, levels, weights) for the rendered and the target silhouettes, sharing
+    # the weights' pyramid (blurred once, per camera image, not per label)
     w_pyr = gaussian_pyramid(w, pyramid_levels)
+    r_pyr, t_pyr = [rendered], [target]
+    wr, wt = w[:, :, None] * rendered, w[:, :, None] * target
+    for wl in w_pyr[1:]:
+        wr, wt = (_blur_down(x.reshape(-1, *x.shape[-2:])).reshape(*x.shape[:-2], *wl.shape[-2:]) for x in (wr, wt))
+        pos = (wl > 1e-12)[:, :, None]
+        safe = torch.where(pos, wl[:, :, None], torch.ones_like(wl[:, :, None]))
+        r_pyr.append(torch.where(pos, wr / safe, torch.zeros_like(wr)))
+        t_pyr.append(torch.where(pos, wt / safe, torch.zeros_like(wt)))
     total = silhouettes.new_zeros(B, C)
     for r, t, wl in zip(r_pyr, t_pyr, w_pyr, strict=True):
         num = (wl[:, :, None] * (r - t) ** 2).sum(dim=(2, 3, 4))
