@@ -24,6 +24,7 @@ from honnotate.annotate.terms import (
     joint_limit_energy,
     keypoints2d_energy,
     mask_energy,
+    mask_targets,
     occlusion_energy,
     project_to_cameras,
     temporal_energy,
@@ -152,6 +153,12 @@ class TestMask:
                             gaussian_pyramid(w, levels)):
             ref += (wl[:, :, None] * (r - t) ** 2).sum((2, 3, 4)) / wl.sum((2, 3))
         torch.testing.assert_close(mask_energy(sil, seg, valid, pyramid_levels=levels), ref, rtol=1e-12, atol=1e-15)
+        # the cue side computed once (an optimisation loop) gives the same energy
+        tg = mask_targets(seg, valid, (1, 2), levels, D)
+        torch.testing.assert_close(mask_energy(sil, seg, valid, pyramid_levels=levels, targets=tg), ref,
+                                   rtol=1e-12, atol=1e-15)
+        with pytest.raises(ValueError, match="targets"):
+            mask_energy(sil, seg, valid, pyramid_levels=levels + 1, targets=tg)
 
     def test_gradient(self):
         seg = torch.randint(0, 3, (2, 1, 6, 7), generator=_gen(2))

@@ -33,6 +33,7 @@ from honnotate.annotate.terms import (
     depth_energy,
     keypoints2d_energy,
     mask_energy,
+    mask_targets,
     occlusion_energy,
     velocity_energy,
 )
@@ -146,6 +147,7 @@ class AnnotationProblem:
             rest = hand(torch.zeros(1, 3, **dd), torch.zeros(1, 45, **dd)).vertices[0].cpu().numpy()
         self.phy_ids = torch.as_tensor(farthest_vertex_subset(rest, settings.phy_num_vertices), device=self.device)
         self._maps: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._mask_targets: tuple | None = None  # (key, mask_targets(...)) of the last window
 
     # -- data at a resolution -----------------------------------------------------------------
     def maps(self, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,7 +218,14 @@ class AnnotationProblem:
                 valid = valid & (seg != HAND_LABEL)
             if weights.mask > 0:
                 labels = (OBJECT_LABEL,) if object_only else (OBJECT_LABEL, HAND_LABEL)
-                terms["mask"] = mask_energy(out.silhouettes, seg, valid, labels, st.pyramid_levels)
+                # the cue side is fixed for a window: computed once per window, not per step
+                key = (float(scale), tuple(int(f) for f in frames), object_only, labels, st.pyramid_levels,
+                       out.silhouettes.dtype)
+                if self._mask_targets is None or self._mask_targets[0] != key:
+                    self._mask_targets = (key, mask_targets(seg, valid, labels, st.pyramid_levels,
+                                                            out.silhouettes.dtype, out.silhouettes.device))
+                terms["mask"] = mask_energy(out.silhouettes, seg, valid, labels, st.pyramid_levels,
+                                            targets=self._mask_targets[1])
             if weights.depth > 0:
                 region = valid & ((seg > 0) | (out.labels > 0))
                 if object_only:

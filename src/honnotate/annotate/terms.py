@@ -100,8 +100,37 @@ def _check_images(name: str, x, shape: tuple[int, ...] | None = None, ndim: int 
         raise ValueError(f"{name}: expected {want}, got {_shape(x)}")
 
 
+def mask_targets(segmentation: torch.Tensor, valid: torch.Tensor | None, labels: tuple[int, ...], pyramid_levels: int,
+                 dtype: torch.dtype, device: torch.device | str | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The observed side of :func:`mask_energy`, which does not change while poses are optimised.
+
+    Args:
+        segmentation: (B, C, H, W) integer cue labels. valid: (B, C, H, W) bool/float or None.
+        labels, pyramid_levels: as :func:`mask_energy`. dtype, device: of the silhouettes.
+
+    Returns:
+        ``(targets, weights)``: per level, the weight-normalised one-hot target
+        (B, C, len(labels), H_l, W_l) and the weights' pyramid (B, C, H_l, W_l).
+    """
+    B, C, H, W = segmentation.shape
+    seg = segmentation.to(device)
+    target = torch.stack([(seg == k) for k in labels], dim=2).to(dtype)
+    w = (torch.ones((B, C, H, W), dtype=dtype, device=seg.device) if valid is None
+         else valid.to(device=seg.device, dtype=dtype))
+    w_pyr = gaussian_pyramid(w, pyramid_levels)
+    t_pyr = [target]
+    wt = w[:, :, None] * target
+    for wl in w_pyr[1:]:
+        wt = _blur_down(wt.reshape(-1, *wt.shape[-2:])).reshape(*wt.shape[:-2], *wl.shape[-2:])
+        pos = (wl > 1e-12)[:, :, None]
+        t_pyr.append(torch.where(pos, wt / torch.where(pos, wl[:, :, None], torch.ones_like(wl[:, :, None])),
+                                 torch.zeros_like(wt)))
+    return t_pyr, w_pyr
+
+
 def mask_energy(silhouettes: torch.Tensor, segmentation: torch.Tensor, valid: torch.Tensor | None = None,
-                labels: tuple[int, ...] = (OBJECT_LABEL, HAND_LABEL), pyramid_levels: int = 2) -> torch.Tensor:
+                labels: tuple[int, ...] = (OBJECT_LABEL, HAND_LABEL), pyramid_levels: int = 2,
+                targets: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None) -> torch.Tensor:
     """Silhouette discrepancy E_mask (paper Eq. 4; the reference code's pyramid variant).
 
     ``sum_l sum_k mean_p w_l(p) (S_l,k(p) - M_l,k(p))^2`` with ``S_k`` the rendered soft silhouette
@@ -116,6 +145,8 @@ def mask_energy(silhouettes: torch.Tensor, segmentation: torch.Tensor, valid: to
         valid: (B, C, H, W) bool/float, 0 where the cue is missing (ignored pixels), or None.
         labels: labels compared (each < L+1).
         pyramid_levels: extra pyramid levels (0: full resolution only).
+        targets: :func:`mask_targets` of the same segmentation, valid, labels and levels, computed
+            once for many calls (an optimisation loop); None: computed here.
 
     Returns:
         (B, C) energy per frame and camera (0 for a camera with no valid pixel).
@@ -128,22 +159,21 @@ def mask_energy(silhouettes: torch.Tensor, segmentation: torch.Tensor, valid: to
         _check_images("valid", valid, (B, C, H, W))
     if not labels or any(not 0 < k < L1 for k in labels):
         raise ValueError(f"labels: expected labels in 1..{L1 - 1} (silhouettes have {L1} channels), got {labels}")
-    seg = segmentation.to(silhouettes.device)
-    target = torch.stack([(seg == k) for k in labels], dim=2).to(silhouettes.dtype)
+    if targets is None:
+        targets = mask_targets(segmentation, valid, labels, pyramid_levels, silhouettes.dtype, silhouettes.device)
+    t_pyr, w_pyr = targets
+    if len(t_pyr) != pyramid_levels + 1 or tuple(t_pyr[0].shape) != (B, C, len(labels), H, W):
+        raise ValueError(f"targets: expected {pyramid_levels + 1} levels of (B, C, {len(labels)}, H, W) = "
+                         f"{(B, C, len(labels), H, W)}, got {len(t_pyr)} of {tuple(t_pyr[0].shape)}")
     rendered = silhouettes[:, :, list(labels)]
-    w = (torch.ones((B, C, H, W), dtype=silhouettes.dtype, device=silhouettes.device) if valid is None
-         else valid.to(device=silhouettes.device, dtype=silhouettes.dtype))
-    # gaussian_pyramid(x, levels, weights) for the rendered and the target silhouettes, sharing
-    # the weights' pyramid (blurred once, per camera image, not per label)
-    w_pyr = gaussian_pyramid(w, pyramid_levels)
-    r_pyr, t_pyr = [rendered], [target]
-    wr, wt = w[:, :, None] * rendered, w[:, :, None] * target
+    # the weight-normalised pyramid of the rendered silhouettes, with the weights' shared pyramid
+    r_pyr = [rendered]
+    wr = w_pyr[0][:, :, None] * rendered
     for wl in w_pyr[1:]:
-        wr, wt = (_blur_down(x.reshape(-1, *x.shape[-2:])).reshape(*x.shape[:-2], *wl.shape[-2:]) for x in (wr, wt))
+        wr = _blur_down(wr.reshape(-1, *wr.shape[-2:])).reshape(*wr.shape[:-2], *wl.shape[-2:])
         pos = (wl > 1e-12)[:, :, None]
-        safe = torch.where(pos, wl[:, :, None], torch.ones_like(wl[:, :, None]))
-        r_pyr.append(torch.where(pos, wr / safe, torch.zeros_like(wr)))
-        t_pyr.append(torch.where(pos, wt / safe, torch.zeros_like(wt)))
+        r_pyr.append(torch.where(pos, wr / torch.where(pos, wl[:, :, None], torch.ones_like(wl[:, :, None])),
+                                 torch.zeros_like(wr)))
     total = silhouettes.new_zeros(B, C)
     for r, t, wl in zip(r_pyr, t_pyr, w_pyr, strict=True):
         num = (wl[:, :, None] * (r - t) ** 2).sum(dim=(2, 3, 4))
