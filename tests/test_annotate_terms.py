@@ -150,7 +150,7 @@ class TestMask:
         w5 = w[:, :, None].expand_as(rendered)
         ref = torch.zeros(2, 3, dtype=D)
         for r, t, wl in zip(gaussian_pyramid(rendered, levels, w5), gaussian_pyramid(target, levels, w5),
-                            gaussian_pyramid(w, levels)):
+                            gaussian_pyramid(w, levels), strict=True):
             ref += (wl[:, :, None] * (r - t) ** 2).sum((2, 3, 4)) / wl.sum((2, 3))
         torch.testing.assert_close(mask_energy(sil, seg, valid, pyramid_levels=levels), ref, rtol=1e-12, atol=1e-15)
         # the cue side computed once (an optimisation loop) gives the same energy
