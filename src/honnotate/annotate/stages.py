@@ -324,11 +324,14 @@ def init_hands_single(problem: AnnotationProblem, state: SequenceState, config: 
     conf = np.nan_to_num(kp[..., 2].numpy(), nan=0.0)
     placeable = (conf[:, list(PALM_JOINTS)] > hc.conf_threshold).sum(1) >= 3
     fits = object_fit_gate(object_energy, hc.max_object_energy_ratio, obs.num_frames)
-    sel = select_grasp_frames(kp.numpy(), state.obj_rotvec, obs.mask_fraction[:, 0], count=hc.grasp_frames,
-                              conf_threshold=max(hc.conf_threshold, 0.3), min_joints=8, eligible=fits)
+
+    def select(eligible):
+        return select_grasp_frames(kp.numpy(), state.obj_rotvec, obs.mask_fraction[:, 0], count=hc.grasp_frames,
+                                   conf_threshold=max(hc.conf_threshold, 0.3), min_joints=8, eligible=eligible)
+
+    sel = select(fits)
     if len(sel) < 3 and fits is not None:  # the gate left too few: choose as without it
-        sel = select_grasp_frames(kp.numpy(), state.obj_rotvec, obs.mask_fraction[:, 0], count=hc.grasp_frames,
-                                  conf_threshold=max(hc.conf_threshold, 0.3), min_joints=8)
+        sel = select(None)
     sel = sel[placeable[sel]]
     if len(sel) == 0:  # low-confidence cues (a detector's weak heatmaps): any frame with a placeable palm
         sel = np.flatnonzero(~(obs.flags & flag_bit("no_keypoints")).astype(bool) & placeable)[: hc.grasp_frames]

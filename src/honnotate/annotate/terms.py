@@ -118,14 +118,21 @@ def mask_targets(segmentation: torch.Tensor, valid: torch.Tensor | None, labels:
     w = (torch.ones((B, C, H, W), dtype=dtype, device=seg.device) if valid is None
          else valid.to(device=seg.device, dtype=dtype))
     w_pyr = gaussian_pyramid(w, pyramid_levels)
-    t_pyr = [target]
-    wt = w[:, :, None] * target
+    return _label_pyramid(target, w_pyr), w_pyr
+
+
+def _label_pyramid(x: torch.Tensor, w_pyr: list[torch.Tensor]) -> list[torch.Tensor]:
+    """:func:`gaussian_pyramid` of ``x`` (B, C, K, H, W) weighted by the per-image weights whose
+    own pyramid is ``w_pyr`` (levels of (B, C, H_l, W_l)): the weights are blurred once for all
+    K label channels (and for both sides of :func:`mask_energy`)."""
+    out = [x]
+    wx = w_pyr[0][:, :, None] * x
     for wl in w_pyr[1:]:
-        wt = _blur_down(wt.reshape(-1, *wt.shape[-2:])).reshape(*wt.shape[:-2], *wl.shape[-2:])
+        wx = _blur_down(wx.reshape(-1, *wx.shape[-2:])).reshape(*wx.shape[:-2], *wl.shape[-2:])
         pos = (wl > 1e-12)[:, :, None]
-        t_pyr.append(torch.where(pos, wt / torch.where(pos, wl[:, :, None], torch.ones_like(wl[:, :, None])),
-                                 torch.zeros_like(wt)))
-    return t_pyr, w_pyr
+        out.append(torch.where(pos, wx / torch.where(pos, wl[:, :, None], torch.ones_like(wl[:, :, None])),
+                               torch.zeros_like(wx)))
+    return out
 
 
 def mask_energy(silhouettes: torch.Tensor, segmentation: torch.Tensor, valid: torch.Tensor | None = None,
@@ -166,14 +173,7 @@ def mask_energy(silhouettes: torch.Tensor, segmentation: torch.Tensor, valid: to
         raise ValueError(f"targets: expected {pyramid_levels + 1} levels of (B, C, {len(labels)}, H, W) = "
                          f"{(B, C, len(labels), H, W)}, got {len(t_pyr)} of {tuple(t_pyr[0].shape)}")
     rendered = silhouettes[:, :, list(labels)]
-    # the weight-normalised pyramid of the rendered silhouettes, with the weights' shared pyramid
-    r_pyr = [rendered]
-    wr = w_pyr[0][:, :, None] * rendered
-    for wl in w_pyr[1:]:
-        wr = _blur_down(wr.reshape(-1, *wr.shape[-2:])).reshape(*wr.shape[:-2], *wl.shape[-2:])
-        pos = (wl > 1e-12)[:, :, None]
-        r_pyr.append(torch.where(pos, wr / torch.where(pos, wl[:, :, None], torch.ones_like(wl[:, :, None])),
-                                 torch.zeros_like(wr)))
+    r_pyr = _label_pyramid(rendered, w_pyr)
     total = silhouettes.new_zeros(B, C)
     for r, t, wl in zip(r_pyr, t_pyr, w_pyr, strict=True):
         num = (wl[:, :, None] * (r - t) ** 2).sum(dim=(2, 3, 4))

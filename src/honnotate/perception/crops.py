@@ -20,6 +20,7 @@ __all__ = [
     "invert_affine",
     "warp_image",
     "heatmap_targets",
+    "pixels_to_cells",
     "decode_heatmaps",
 ]
 
@@ -111,6 +112,12 @@ def warp_image(image: np.ndarray, A: np.ndarray, size: tuple[int, int], *, neare
                           borderMode=mode, borderValue=0)
 
 
+def pixels_to_cells(points, stride: int):
+    """Crop pixels -> heatmap cells (``(..., 2)`` u, v -> column, row; see the module docstring).
+    Works on numpy arrays and torch tensors; extra trailing columns are dropped."""
+    return (points[..., :2] - 0.5 * (stride - 1)) / stride
+
+
 def heatmap_targets(points: np.ndarray, amplitude: np.ndarray, size: int, stride: int, sigma: float) -> np.ndarray:
     """Gaussian heatmaps of keypoints in a crop.
 
@@ -128,7 +135,7 @@ def heatmap_targets(points: np.ndarray, amplitude: np.ndarray, size: int, stride
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError(f"points must be (J, 2), got {points.shape}")
     n = size // stride
-    cells = (points - 0.5 * (stride - 1)) / stride  # (J, 2) in cell units
+    cells = pixels_to_cells(points, stride)  # (J, 2) in cell units
     g = np.arange(n, dtype=np.float64)
     gx = np.exp(-0.5 * ((g[None, :] - cells[:, :1]) / sigma) ** 2)  # (J, n)
     gy = np.exp(-0.5 * ((g[None, :] - cells[:, 1:]) / sigma) ** 2)

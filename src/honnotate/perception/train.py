@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from honnotate.io.files import atomic_write_bytes, atomic_write_text
+from honnotate.perception.crops import pixels_to_cells
 from honnotate.perception.data import CompositeConfig, SequenceFrames, SyntheticComposites
 from honnotate.perception.networks import build_network, count_parameters, default_arch
 from honnotate.perception.weights import WEIGHTS_FILES, save_weights
@@ -334,7 +335,7 @@ def train(config: TrainConfig, *, resume: bool = False,
             else:
                 loss = keypoint_loss(model(image), batch["heatmaps"].to(device), batch["weights"].to(device),
                                      foreground=cfg.foreground, integral=cfg.integral,
-                                     points=_cells(batch["keypoints"].to(device)) if cfg.integral > 0 else None)
+                                     points=pixels_to_cells(batch["keypoints"].to(device), 4) if cfg.integral > 0 else None)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -358,11 +359,6 @@ def train(config: TrainConfig, *, resume: bool = False,
         _export(out, cfg, model, step, losses)
     _plot_losses(csv_path, out / f"{cfg.task}_loss.png", f"{cfg.task} ({count_parameters(model) / 1e6:.2f} M parameters)")
     return TrainResult(out=out, weights=out / WEIGHTS_FILES[cfg.task], steps=step, losses=np.asarray(losses))
-
-
-def _cells(keypoints: torch.Tensor, stride: int = 4) -> torch.Tensor:
-    """(B, J, 2+) crop pixels -> (B, J, 2) heatmap cells (see :mod:`honnotate.perception.crops`)."""
-    return (keypoints[..., :2] - 0.5 * (stride - 1)) / stride
 
 
 def _load_init(model: torch.nn.Module, cfg: TrainConfig) -> None:
