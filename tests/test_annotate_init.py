@@ -11,6 +11,7 @@ from honnotate.annotate.correspondence import segmented_point_clouds
 from honnotate.annotate.grasp import grasp_to_world, mean_rotation, world_to_grasp
 from honnotate.annotate.init_hand import (
     KeypointModel,
+    _attached_cost,
     fit_grasp_to_keypoints,
     fit_hand_to_keypoints,
     kabsch,
@@ -119,6 +120,58 @@ class TestHandInit:
         conf[0, 0, 5] = float("nan")  # a missing keypoint
         fit = fit_hand_to_keypoints(kpmodel, torch.cat([uv, conf], -1), K, w2c)
         assert _mpjpe(fit.joints, joints).max() < 0.010
+
+    @staticmethod
+    def _grasp_capture(kpmodel, hand, T_=4):
+        K, w2c = _rig(1)
+        g = torch.Generator().manual_seed(4)
+        _, anat, _ = _random_hands(kpmodel, hand, 1, 4)
+        rel_r = torch.tensor([[0.3, -0.2, 0.1]], dtype=D)
+        rel_t = torch.tensor([[0.05, 0.0, -0.08]], dtype=D)
+        obj_r = roma.rotmat_to_rotvec(_seeded_rotmats(T_, g)) * 0.5
+        obj_t = torch.tensor([0.0, 0.0, 0.5], dtype=D) + 0.02 * torch.randn(T_, 3, generator=g, dtype=D)
+        go, tr = grasp_to_world(rel_r, rel_t, obj_r, obj_t, kpmodel.rest_wrist)
+        joints = kpmodel(go, anat.expand(T_, 45), tr)
+        uv, z = project_to_cameras(joints, K, w2c)
+        kp = torch.cat([uv, torch.ones(*uv.shape[:-1], 1, dtype=D)], -1)
+        return K, w2c, rel_r, rel_t, anat, obj_r, obj_t, joints, kp, z - 0.008
+
+    def test_attached_cost(self, hand, kpmodel):
+        """The candidate score of the multi-start grasp fit: zero at the true grasp, positive
+        elsewhere, summed over frames, independent of the chunking."""
+        K, w2c, rel_r, rel_t, anat, obj_r, obj_t, joints, kp, _ = self._grasp_capture(kpmodel, hand)
+        cand_r = torch.cat([rel_r, rel_r + 0.05, rel_r])
+        cand_t = torch.cat([rel_t, rel_t, rel_t + 0.01])
+        a = anat.expand(3, 45)
+        c = _attached_cost(kpmodel, cand_r, cand_t, a, obj_r, obj_t, kp, K, w2c, 0.1, "l2", 1.0)
+        assert c[0] < 1e-12 and (c[1:] > 1.0).all()
+        # l2: the sum of squared reprojection residuals of the attached hand over all frames
+        go, tr = grasp_to_world(cand_r[1:2], cand_t[1:2], obj_r, obj_t, kpmodel.rest_wrist)
+        uv, _ = project_to_cameras(kpmodel(go, anat.expand(len(obj_r), 45), tr), K, w2c)
+        torch.testing.assert_close(c[1], ((uv - kp[..., :2]) ** 2).sum())
+        c1 = _attached_cost(kpmodel, cand_r, cand_t, a, obj_r, obj_t, kp, K, w2c, 0.1, "geman_mcclure", 10.0, chunk=1)
+        c3 = _attached_cost(kpmodel, cand_r, cand_t, a, obj_r, obj_t, kp, K, w2c, 0.1, "geman_mcclure", 10.0)
+        torch.testing.assert_close(c1, c3)
+
+    def test_grasp_starts(self, hand, kpmodel):
+        """More starts never end at a worse attached-hand cost (the selection criterion), and
+        recover the grasp under noise and outliers."""
+        K, w2c, rel_r, rel_t, anat, obj_r, obj_t, joints, kp, depth = self._grasp_capture(kpmodel, hand, 6)
+        g = torch.Generator().manual_seed(5)
+        kp = kp.clone()
+        kp[..., :2] += 2.0 * torch.randn(kp[..., :2].shape, generator=g, dtype=D)
+        out = torch.rand(kp.shape[:-1], generator=g) < 0.1
+        kp[..., :2] += out[..., None] * 80.0
+        costs = []
+        for starts in (1, 3):
+            fit = fit_grasp_to_keypoints(kpmodel, kp, K, w2c, obj_r, obj_t, depth_at_keypoints=depth, starts=starts)
+            costs.append(float(_attached_cost(kpmodel, fit.rel_rotvec[None], fit.rel_transl[None], fit.anatomical[None],
+                                              obj_r, obj_t, kp, K, w2c, 0.1, "geman_mcclure", 10.0)))
+            go2, tr2 = grasp_to_world(fit.rel_rotvec[None], fit.rel_transl[None], obj_r, obj_t, kpmodel.rest_wrist)
+            assert _mpjpe(kpmodel(go2, fit.anatomical.expand(len(obj_r), 45), tr2), joints).mean() < 0.01
+        assert costs[1] <= costs[0] * 1.001
+        with pytest.raises(ValueError, match="starts"):
+            fit_grasp_to_keypoints(kpmodel, kp, K, w2c, obj_r, obj_t, starts=0)
 
     def test_single_camera_grasp(self, hand, kpmodel):
         """Eq. 12: one finger pose shared over frames, wrist free per frame; grasp relative to the object."""

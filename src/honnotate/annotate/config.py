@@ -148,7 +148,9 @@ class HandInitConfig(_Model):
     |betas|^2 in that fit (pixels^2); max_object_energy_ratio: the single-camera grasp is fitted
     only on frames whose object-only energy after the object tracking is at most this times the
     median over the sequence (a frame where the tracking lost the object would tie the hand to a
-    wrong object pose; 0: no gate).
+    wrong object pose; 0: no gate); grasp_starts: starts of the shared finger pose in the
+    single-camera grasp fit (the weighted mean of the per-frame fits and the finger poses of the
+    best-fitting frames; the lowest robust cost wins; 1: the mean only).
     """
 
     iterations: int = Field(default=40, ge=1)
@@ -158,6 +160,7 @@ class HandInitConfig(_Model):
     shape_frames: int = Field(default=12, ge=1)
     shape_prior: float = Field(default=5.0, ge=0)
     max_object_energy_ratio: float = Field(default=2.0, ge=0)
+    grasp_starts: int = Field(default=3, ge=1)
 
 
 class QualityConfig(_Model):

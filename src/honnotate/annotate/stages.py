@@ -344,7 +344,8 @@ def init_hands_single(problem: AnnotationProblem, state: SequenceState, config: 
     fit = fit_grasp_to_keypoints(model, obs.keypoints[sel].double(), K, w2c,
                                  torch.as_tensor(state.obj_rotvec[sel]), torch.as_tensor(state.obj_transl[sel]),
                                  _depth_at_keypoints(problem, sel), limit_weight=hc.limit_weight,
-                                 conf_threshold=hc.conf_threshold, per_frame_iterations=hc.iterations)
+                                 conf_threshold=hc.conf_threshold, per_frame_iterations=hc.iterations,
+                                 starts=hc.grasp_starts)
     _apply_grasp(problem, state, fit.rel_rotvec, fit.rel_transl, fit.anatomical.numpy())
     return {"frames": sel.tolist(), "reprojection_px": fit.reprojection_error.numpy().tolist()}
 
