@@ -175,21 +175,10 @@ class TestHandInit:
 
     def test_single_camera_grasp(self, hand, kpmodel):
         """Eq. 12: one finger pose shared over frames, wrist free per frame; grasp relative to the object."""
-        K, w2c = _rig(1)
         T_ = 4
-        g = torch.Generator().manual_seed(4)
-        _, anat, _ = _random_hands(kpmodel, hand, 1, 4)
-        rel_r = torch.tensor([[0.3, -0.2, 0.1]], dtype=D)
-        rel_t = torch.tensor([[0.05, 0.0, -0.08]], dtype=D)
-        obj_r = roma.rotmat_to_rotvec(_seeded_rotmats(T_, g)) * 0.5
-        obj_t = torch.tensor([0.0, 0.0, 0.5], dtype=D) + 0.02 * torch.randn(T_, 3, generator=g, dtype=D)
-        go, tr = grasp_to_world(rel_r, rel_t, obj_r, obj_t, kpmodel.rest_wrist)
-        joints = kpmodel(go, anat.expand(T_, 45), tr)
-        uv, z = project_to_cameras(joints, K, w2c)
         # depth at the keypoints (a depth camera sees the skin ~8 mm in front of the joint) fixes the
         # scale ambiguity of one view
-        depth = z - 0.008
-        kp = torch.cat([uv, torch.ones(*uv.shape[:-1], 1, dtype=D)], -1)
+        K, w2c, _, _, _, obj_r, obj_t, joints, kp, depth = self._grasp_capture(kpmodel, hand, T_)
         fit = fit_grasp_to_keypoints(kpmodel, kp, K, w2c, obj_r, obj_t, depth_at_keypoints=depth)
         assert fit.global_orient.shape == (T_, 3) and fit.anatomical.shape == (45,)
         assert _mpjpe(fit.joints, joints).max() < 0.003
