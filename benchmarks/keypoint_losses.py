@@ -87,7 +87,7 @@ def evaluate(model, data: dict[str, torch.Tensor]) -> dict[str, float]:
 
 def run_variant(name: str, train: dict, held: dict, steps: int, batch: int, lr: float, init: str) -> dict:
     from honnotate.perception.crops import pixels_to_cells
-    from honnotate.perception.networks import build_network
+    from honnotate.perception.networks import KeypointNet, build_network
     from honnotate.perception.train import keypoint_loss
     from honnotate.perception.weights import load_weights
 
@@ -103,7 +103,7 @@ def run_variant(name: str, train: dict, held: dict, steps: int, batch: int, lr: 
         sl = slice(step * batch, (step + 1) * batch)
         kp = train["keypoints"][sl]
         loss = keypoint_loss(model(train["image"][sl].float() / 255), train["heatmaps"][sl], train["weights"][sl],
-                             points=pixels_to_cells(kp, 4), **opts)
+                             points=pixels_to_cells(kp, KeypointNet.stride), **opts)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

@@ -408,8 +408,12 @@ def _replace_transl(fit: HandFit, transl: torch.Tensor) -> HandFit:
     return replace(fit, transl=transl, joints=fit.joints + (transl - fit.transl)[:, None])
 
 
+#: metres between a joint and the skin a depth camera sees in front of it
+SKIN_OFFSET = 0.008
+
+
 def align_depth(joints: torch.Tensor, transl: torch.Tensor, depth_at_keypoints: torch.Tensor,
-                world_to_cam: torch.Tensor, valid: torch.Tensor, surface_offset: float = 0.008,
+                world_to_cam: torch.Tensor, valid: torch.Tensor, surface_offset: float = SKIN_OFFSET,
                 max_residual: float = 0.03) -> torch.Tensor:
     """Hand translations moved along the viewing ray so the joints sit ``surface_offset`` behind
     the observed depth under their keypoints (one camera; resolves the depth ambiguity of a 2D
@@ -450,7 +454,7 @@ def _attached_cost(model: KeypointModel, rel_rotvec: torch.Tensor, rel_transl: t
                    object_rotvec: torch.Tensor, object_transl: torch.Tensor, kp: torch.Tensor, K: torch.Tensor,
                    world_to_cam: torch.Tensor, conf_threshold: float, robust_kind: str, robust_scale: float,
                    depth_at_keypoints: torch.Tensor | None = None, depth_scale: float = 1000.0,
-                   surface_offset: float = 0.008, chunk: int = 64) -> torch.Tensor:
+                   surface_offset: float = SKIN_OFFSET, chunk: int = 64) -> torch.Tensor:
     """(N,) robust cost over all T frames of N candidate grasps, each hand rigidly attached to the
     frames' object poses: keypoint reprojection (pixels) plus, where ``depth_at_keypoints`` is
     given, each joint's camera depth against the observed skin depth under its keypoint plus
@@ -518,6 +522,8 @@ def fit_grasp_to_keypoints(model: KeypointModel, keypoints: torch.Tensor, K: tor
         :class:`GraspFit`.
     """
     T_, C = _check_frames(keypoints, K, world_to_cam)
+    if starts < 1:
+        raise ValueError(f"starts: expected >= 1, got {starts}")
     for n, x in (("object_rotvec", object_rotvec), ("object_transl", object_transl)):
         if not isinstance(x, torch.Tensor) or tuple(x.shape) != (T_, 3):
             raise ValueError(f"{n}: expected ({T_}, 3), got {tuple(x.shape) if isinstance(x, torch.Tensor) else x!r}")
@@ -532,8 +538,6 @@ def fit_grasp_to_keypoints(model: KeypointModel, keypoints: torch.Tensor, K: tor
     conf = _keypoint_weights(kp, conf_threshold)
     weight_frame = conf.sum((1, 2))
     shared0 = (weight_frame[:, None] * first.anatomical).sum(0) / torch.clamp(weight_frame.sum(), min=1e-12)
-    if starts < 1:
-        raise ValueError(f"starts: expected >= 1, got {starts}")
     obj_r, obj_t = object_rotvec.to(dt), object_transl.to(dt)
     depth = depth_at_keypoints.to(dt) if depth_at_keypoints is not None else None
     x0 = torch.cat([shared0, torch.cat([first.global_orient, first.transl], 1).reshape(-1)])[None]
@@ -591,8 +595,8 @@ def fit_grasp_to_keypoints(model: KeypointModel, keypoints: torch.Tensor, K: tor
     anat = res.x[:, :45]
     with torch.no_grad():
         j = model(go, anat.repeat_interleave(T_, 0), tr)
-        if depth_at_keypoints is not None:  # the shared fit can slide along the rays again
-            tr2 = align_depth(j, tr, depth_at_keypoints[:, 0].to(dt).repeat(B, 1), Td[0], (conf[:, 0] > 0).repeat(B, 1))
+        if depth is not None:  # the shared fit can slide along the rays again
+            tr2 = align_depth(j, tr, depth[:, 0].repeat(B, 1), Td[0], (conf[:, 0] > 0).repeat(B, 1))
             j = j + (tr2 - tr)[:, None]
             tr = tr2
         err = _reprojection_error(j, kp.repeat(B, 1, 1, 1), Kd, Td, conf_threshold).reshape(B, T_)

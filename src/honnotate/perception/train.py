@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from honnotate.io.files import atomic_write_bytes, atomic_write_text
 from honnotate.perception.crops import pixels_to_cells
 from honnotate.perception.data import CompositeConfig, SequenceFrames, SyntheticComposites
-from honnotate.perception.networks import build_network, count_parameters, default_arch
+from honnotate.perception.networks import KeypointNet, build_network, count_parameters, default_arch
 from honnotate.perception.weights import WEIGHTS_FILES, save_weights
 
 __all__ = ["TrainConfig", "TrainResult", "train", "segmentation_loss", "keypoint_loss", "resolve_device"]
@@ -335,7 +335,7 @@ def train(config: TrainConfig, *, resume: bool = False,
             else:
                 loss = keypoint_loss(model(image), batch["heatmaps"].to(device), batch["weights"].to(device),
                                      foreground=cfg.foreground, integral=cfg.integral,
-                                     points=pixels_to_cells(batch["keypoints"].to(device), 4) if cfg.integral > 0 else None)
+                                     points=pixels_to_cells(batch["keypoints"].to(device), KeypointNet.stride) if cfg.integral > 0 else None)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
