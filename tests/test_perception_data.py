@@ -14,6 +14,7 @@ from honnotate.perception.data import (
     CompositeConfig,
     SyntheticComposites,
     procedural_background,
+    table_plane,
 )
 
 
@@ -59,7 +60,10 @@ def test_labels_and_keypoints_match_an_independent_render(raw):
             meshes.append(SceneMesh(torch.as_tensor(sc["hand_vertices"], dtype=torch.float32), torch.as_tensor(sc["hand_faces"]), 2))
         if sc["object_vertices"] is not None:
             meshes.append(SceneMesh(torch.as_tensor(sc["object_vertices"], dtype=torch.float32), torch.as_tensor(sc["object_faces"]), 1))
+        if sc["table_vertices"] is not None:  # the table occludes, and is background in the labels
+            meshes.append(SceneMesh(torch.as_tensor(sc["table_vertices"], dtype=torch.float32), torch.as_tensor(sc["table_faces"]), 3))
         labels = Renderer(antialiased=False).render(meshes, cam, silhouettes=False).labels[0, 0].numpy()
+        labels = np.where(labels == 3, 0, labels)
         np.testing.assert_array_equal(s["labels"], labels)
         assert {1, 2} <= set(np.unique(labels).tolist()) or sc["hand_vertices"] is None or sc["object_vertices"] is None
         uvw = sc["joints"] @ K.T
@@ -68,6 +72,41 @@ def test_labels_and_keypoints_match_an_independent_render(raw):
         uv = np.round(s["keypoints"][vis, :2]).astype(int)
         near_hand = [(s["labels"][max(v - 1, 0):v + 2, max(u - 1, 0):u + 2] == 2).any() for u, v in uv]
         assert all(near_hand)
+
+
+def test_table_plane_lies_under_the_scene():
+    """The table's normal is a unit vector pitched toward the camera; every scene point lies above
+    the plane but for the allowed 1 cm of contact; the plane spans 3 m x 3 m."""
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        pts = rng.normal([0.0, 0.0, 0.6], 0.08, (200, 3))
+        verts, faces, uv, tex = table_plane(rng, pts)
+        e1, e2 = verts[faces[:, 1]] - verts[faces[:, 0]], verts[faces[:, 2]] - verts[faces[:, 0]]
+        n = np.cross(e1, e2)
+        n /= np.linalg.norm(n, axis=1, keepdims=True)
+        assert np.allclose(np.abs(n @ n[0]), 1.0, atol=1e-9)  # flat
+        up = n[0] if n[0, 1] < 0 else -n[0]  # the normal pointing up (-y in the camera frame)
+        assert up[2] <= 1e-9  # pitched toward the camera, never away
+        height = verts[0] @ up
+        assert np.all(pts @ up >= height - 0.01 - 1e-9) and np.min(pts @ up) - height <= 0.12 + 1e-9
+        n_side = int(round(np.sqrt(len(verts)))) - 1  # grid corners: 0, n, (n+1)^2 - 1
+        assert np.isclose(np.linalg.norm(verts[n_side] - verts[0]), 3.0) and np.isclose(np.linalg.norm(verts[-1] - verts[n_side]), 3.0)
+        assert uv.min() == 0.0 and uv.max() == 1.0 and tex.shape == (512, 512, 3) and tex.dtype == np.uint8
+
+
+def test_table_has_its_own_random_stream(config):
+    """Scenes with a table differ from scenes without only by the table: same hand, object,
+    keypoints and (where the table does not occlude) labels; table_prob=0 gives no table."""
+    plain = SyntheticComposites(dataclasses.replace(config, table_prob=0.0, augment=AugmentConfig(enabled=False)))
+    table = SyntheticComposites(dataclasses.replace(config, table_prob=1.0, augment=AugmentConfig(enabled=False)))
+    for index in range(3):
+        a, b = plain.composite(index, return_scene=True), table.composite(index, return_scene=True)
+        assert a["scene"]["table_vertices"] is None and b["scene"]["table_vertices"] is not None
+        assert 3 in b["scene"]["render_labels"] and set(np.unique(b["labels"]).tolist()) <= {0, 1, 2}
+        np.testing.assert_array_equal(a["keypoints"][:, :2], b["keypoints"][:, :2])
+        fg = a["labels"] > 0
+        assert np.mean(a["labels"][fg] == b["labels"][fg]) > 0.97
+        assert not np.array_equal(a["image"][~fg], b["image"][~fg])
 
 
 def test_augmented_samples_stay_consistent(config):

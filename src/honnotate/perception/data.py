@@ -55,6 +55,7 @@ __all__ = [
     "color_jitter",
     "keypoint_crop",
     "procedural_background",
+    "table_plane",
     "to_sample",
 ]
 
@@ -115,7 +116,10 @@ class CompositeConfig:
     of the user's own background images (PNG/JPG), used for ``user_background_prob`` of the
     samples; distractor_prob: add random shapes (some skin-coloured) to procedural backgrounds;
     headlight_prob: scenes lit by a headlight, the others by ambient plus a distant light from
-    above and the camera's side (the lighting of ``honnotate synth``).
+    above and the camera's side (the lighting of ``honnotate synth``); table_prob: scenes with a
+    textured table plane under (or behind) the hand and object, seen from a random pitch and
+    roll (as captures are: the table, often wood- or skin-coloured, fills part of the view;
+    drawn from a random stream of its own, so ``table_prob=0`` gives the composites of before).
     """
 
     objects: tuple[str, ...] = _OBJECTS
@@ -134,6 +138,7 @@ class CompositeConfig:
     user_background_prob: float = 0.7
     distractor_prob: float = 0.5
     headlight_prob: float = 0.3
+    table_prob: float = 0.5
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     crop: CropConfig = field(default_factory=CropConfig)
@@ -150,6 +155,8 @@ class CompositeConfig:
             raise ValueError(f"grasps_per_object must be >= 1, got {self.grasps_per_object}")
         if self.crop.size % 4:
             raise ValueError(f"crop size must be a multiple of 4, got {self.crop.size}")
+        if not 0.0 <= self.table_prob <= 1.0:
+            raise ValueError(f"table_prob must be in [0, 1], got {self.table_prob}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -200,6 +207,35 @@ def procedural_background(rng: np.random.Generator, width: int, height: int, *, 
             else:
                 cv2.rectangle(img, (cu - a, cv - b), (cu + a, cv + b), col, -1)
     return img
+
+
+def table_plane(rng: np.random.Generator, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A textured table plane under a scene, in the camera frame (metres; x right, y down, z forward).
+
+    The plane's up normal is the camera's up (-y) pitched toward the camera by 0-0.9 rad and
+    rolled by +-0.3 rad; it lies 0-12 cm below the lowest of ``points`` along that normal (a
+    slightly negative gap lets the hand rest on it), and spans 3 m x 3 m around the scene.
+
+    Args:
+        rng: random stream. points: (N, 3) scene points (hand and object vertices).
+
+    Returns:
+        ``(verts (V, 3), faces (F, 3), uv (V, 2), texture (512, 512, 3) uint8)``.
+    """
+    from honnotate.synth.generator import plane_mesh, procedural_texture
+
+    pitch, roll = rng.uniform(0.0, 0.9), rng.uniform(-0.3, 0.3)
+    up = np.array([np.sin(roll) * np.cos(pitch), -np.cos(roll) * np.cos(pitch), -np.sin(pitch)])
+    pts = np.asarray(points, dtype=np.float64)
+    centre = pts.mean(0)
+    height = float(np.min(pts @ up)) - rng.uniform(-0.01, 0.12)
+    foot = centre - (centre @ up - height) * up
+    axis_u = np.array([1.0, 0.0, 0.0]) - up[0] * up
+    axis_u /= np.linalg.norm(axis_u)
+    axis_v = np.cross(up, axis_u)
+    verts, faces, uv = plane_mesh(foot, 1.5 * axis_u, 1.5 * axis_v, n=16)
+    texture = procedural_texture(rng, 512, "wood" if rng.random() < 0.6 else None)
+    return verts, faces, uv, texture
 
 
 def augment_affine(rng: np.random.Generator, width: int, height: int, cfg: AugmentConfig) -> np.ndarray:
@@ -396,13 +432,14 @@ class SyntheticComposites(Dataset):
             ``keypoints`` (21, 3) float32 (u, v pixels; visibility 0/1), ``affine`` (2, 3)
             (render pixels -> image pixels; identity without augmentation); with
             ``return_scene``: ``scene`` holding ``K`` (3, 3), ``hand_vertices``,
-            ``object_vertices`` (camera frame, metres; None when absent) and the raw render.
+            ``object_vertices``, ``table_vertices`` (camera frame, metres; None when absent), the
+            faces, and the raw render labels (3 on the table).
         """
         if index < 0:
             raise IndexError(f"sample index must be >= 0, got {index}")
         from honnotate.geometry import Camera
         from honnotate.render.renderer import HAND_LABEL, OBJECT_LABEL, Renderer, SceneMesh
-        from honnotate.synth.generator import SKIN_TONES
+        from honnotate.synth.generator import SKIN_TONES, TABLE_LABEL
 
         cfg = self.config
         rng = np.random.default_rng([cfg.seed, int(index)])
@@ -450,6 +487,15 @@ class SyntheticComposites(Dataset):
                 if obj.uv is not None and obj.texture is not None else {}
             meshes.append(SceneMesh(torch.as_tensor(ov_c, dtype=f32), torch.as_tensor(obj.faces), OBJECT_LABEL,
                                     vertex_colors=torch.as_tensor(col, dtype=f32), **tex))
+        table = None
+        trng = np.random.default_rng([cfg.seed, int(index), 5])  # its own stream: see CompositeConfig
+        if trng.random() < cfg.table_prob:
+            pts = np.concatenate([p for p, on in ((hv_c, with_hand), (ov_c, with_obj)) if on])
+            tv, tf, tuv, ttex = table_plane(trng, pts)
+            table = SceneMesh(torch.as_tensor(tv, dtype=f32), torch.as_tensor(tf), TABLE_LABEL,
+                              vertex_colors=torch.full((len(tv), 3), 0.5), uv=torch.as_tensor(tuv, dtype=f32),
+                              texture=torch.as_tensor(ttex))
+            meshes.append(table)
         light = None  # a headlight, or a distant light from above and the camera's side (as honnotate synth)
         if rng.random() >= cfg.headlight_prob:
             az, el = rng.uniform(-1.4, 1.4), rng.uniform(0.3, 1.3)
@@ -457,12 +503,13 @@ class SyntheticComposites(Dataset):
         with torch.no_grad():
             r = Renderer(background_depth=0.0, antialiased=False, ambient=float(rng.uniform(0.25, 0.5))).render(
                 meshes, cam, rgb=True, light_dir=light)
-        labels = r.labels[0, 0].numpy().astype(np.uint8)
+        rendered = r.labels[0, 0].numpy()
+        labels = np.where(rendered == TABLE_LABEL, 0, rendered).astype(np.uint8)
         depth = r.depth[0, 0].numpy()
         rgb = r.rgb[0, 0].numpy().astype(np.float32)
         gain = (rng.uniform(0.75, 1.25) * rng.uniform(0.92, 1.08, 3)).astype(np.float32)
         background = self._background(rng)
-        image = np.where((labels > 0)[..., None], np.clip(rgb * gain, 0, 1), background).astype(np.float32)
+        image = np.where((rendered > 0)[..., None], np.clip(rgb * gain, 0, 1), background).astype(np.float32)
         uvw = hj_c @ np.array([[f, 0, cx], [0, f, cy], [0, 0, 1.0]]).T
         uv = uvw[:, :2] / uvw[:, 2:]
         vis = _visible(uv, hj_c[:, 2], labels, depth) if with_hand else np.zeros(21, bool)
@@ -482,7 +529,8 @@ class SyntheticComposites(Dataset):
         if return_scene:
             sample["scene"] = {"K": cam.K.double().numpy(), "hand_vertices": hv_c if with_hand else None,
                                "object_vertices": ov_c if with_obj else None, "hand_faces": hand.faces,
-                               "object_faces": obj.faces, "render_labels": r.labels[0, 0].numpy(),
+                               "object_faces": obj.faces, "render_labels": rendered,
+                               "table_vertices": None if table is None else tv, "table_faces": None if table is None else tf,
                                "joints": hj_c}
         return sample
 

@@ -40,13 +40,15 @@ from honnotate.synth.noise import (
     depth_noise,
 )
 
-__all__ = ["SynthConfig", "LightingConfig", "generate_sequence", "light_directions", "SKIN_TONES"]
+__all__ = ["SynthConfig", "LightingConfig", "generate_sequence", "light_directions", "plane_mesh", "procedural_texture",
+           "SKIN_TONES", "TABLE_LABEL"]
 
 #: Albedo of skin tones (linear-ish RGB in [0, 1]), light to dark.
 SKIN_TONES = np.array([
     [0.96, 0.80, 0.69], [0.93, 0.72, 0.60], [0.87, 0.65, 0.52], [0.78, 0.57, 0.44],
     [0.66, 0.46, 0.34], [0.53, 0.36, 0.26], [0.38, 0.26, 0.19],
 ])
+#: Render label of the table (written as background in the segmentation).
 TABLE_LABEL = 3
 #: Second seed word of the lighting's own random stream, ``default_rng([seed, _LIGHT_STREAM])``.
 _LIGHT_STREAM = 0x11647
@@ -168,7 +170,7 @@ def _make_cameras(cfg: SynthConfig, rng: np.random.Generator):
     return cams
 
 
-def _procedural_texture(rng: np.random.Generator, size: int = 256, kind: str | None = None) -> np.ndarray:
+def procedural_texture(rng: np.random.Generator, size: int = 256, kind: str | None = None) -> np.ndarray:
     """(size, size, 3) uint8 texture: wood-like stripes, checker, or smooth noise."""
     kind = kind or rng.choice(["wood", "checker", "noise"])
     y, x = np.mgrid[0:size, 0:size] / size
@@ -191,27 +193,44 @@ def _procedural_texture(rng: np.random.Generator, size: int = 256, kind: str | N
     return (np.clip(img, 0, 1) * 255).astype(np.uint8)
 
 
+def plane_mesh(centre: np.ndarray, axis_u: np.ndarray, axis_v: np.ndarray, n: int = 8):
+    """A flat square grid mesh (lengths in the units of the inputs).
+
+    Args:
+        centre: (3,) centre of the square. axis_u, axis_v: (3,) half-edge vectors (the square
+            spans ``centre + a * axis_u + b * axis_v`` for a, b in [-1, 1]). n: cells per side
+            (small triangles: the renderer culls faces crossing the near plane and
+            interpolates texture coordinates per triangle).
+
+    Returns:
+        ``(verts (V, 3) float64, faces (F, 3) int64, uv (V, 2) float64 in [0, 1])``,
+        V = (n + 1)^2, F = 2 n^2.
+    """
+    g = np.linspace(-1.0, 1.0, n + 1)
+    A, B = np.meshgrid(g, g)
+    verts = (np.asarray(centre, dtype=np.float64)[None] + A.ravel()[:, None] * np.asarray(axis_u, dtype=np.float64)[None]
+             + B.ravel()[:, None] * np.asarray(axis_v, dtype=np.float64)[None])
+    idx = np.arange((n + 1) ** 2).reshape(n + 1, n + 1)
+    a, b, c, d = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, 1:].ravel(), idx[1:, :-1].ravel()
+    faces = np.concatenate([np.stack([a, c, b], 1), np.stack([a, d, c], 1)]).astype(np.int64)
+    uv = np.stack([(A.ravel() + 1) / 2, (B.ravel() + 1) / 2], 1)
+    return verts, faces, uv
+
+
 def _table_mesh(cfg: SynthConfig, rng: np.random.Generator):
     """A 2 m x 2 m textured quad under the workspace (world frame), as (verts, faces, uv, texture)."""
     centre = np.asarray(cfg.motion.workspace_centre)
     below = 0.5 * cfg.motion.workspace_size + rng.uniform(0.08, 0.2)
     y = centre[1] + below  # y points down: the table is below the workspace
-    n = 8
-    g = np.linspace(-1.0, 1.0, n + 1)
-    X, Z = np.meshgrid(g, g)
-    verts = np.stack([centre[0] + X.ravel(), np.full(X.size, y), centre[2] + 0.3 + Z.ravel()], 1)
-    idx = np.arange((n + 1) ** 2).reshape(n + 1, n + 1)
-    a, b, c, d = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, 1:].ravel(), idx[1:, :-1].ravel()
-    faces = np.concatenate([np.stack([a, c, b], 1), np.stack([a, d, c], 1)])
-    uv = np.stack([(X.ravel() + 1) / 2, (Z.ravel() + 1) / 2], 1)
-    return verts, faces, uv, _procedural_texture(rng, 512, "wood")
+    verts, faces, uv = plane_mesh(np.array([centre[0], y, centre[2] + 0.3]), np.array([1.0, 0, 0]), np.array([0, 0, 1.0]))
+    return verts, faces, uv, procedural_texture(rng, 512, "wood")
 
 
 def _background(cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
     """(H, W, 3) float background image in [0, 1]."""
     import cv2
 
-    tex = _procedural_texture(rng, 256).astype(np.float32) / 255.0
+    tex = procedural_texture(rng, 256).astype(np.float32) / 255.0
     return cv2.resize(tex, (cfg.width, cfg.height), interpolation=cv2.INTER_LINEAR)
 
 
