@@ -55,6 +55,8 @@ __all__ = [
     "color_jitter",
     "keypoint_crop",
     "procedural_background",
+    "TablePlane",
+    "draw_plane",
     "table_plane",
     "to_sample",
 ]
@@ -209,20 +211,42 @@ def procedural_background(rng: np.random.Generator, width: int, height: int, *, 
     return img
 
 
-def table_plane(rng: np.random.Generator, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A textured table plane under a scene, in the camera frame (metres; x right, y down, z forward).
+@dataclass(frozen=True)
+class TablePlane:
+    """A textured square plane in the camera frame (metres; x right, y down, z forward).
+
+    centre: (3,) centre; axis_u, axis_v: (3,) orthogonal half-edge vectors (the square spans
+    ``centre + a * axis_u + b * axis_v``, a, b in [-1, 1], texture coordinates ``((a + 1) / 2,
+    (b + 1) / 2)``, as :func:`honnotate.synth.generator.plane_mesh`); up: (3,) unit normal;
+    texture: (T, T, 3) uint8 (256 x 256 from :func:`table_plane`: the pattern of the 512 x 512
+    table texture of ``honnotate synth``, at a quarter of the cost).
+    """
+
+    centre: np.ndarray
+    axis_u: np.ndarray
+    axis_v: np.ndarray
+    up: np.ndarray
+    texture: np.ndarray
+
+    def mesh(self, n: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(verts, faces, uv)`` of the plane as a grid mesh (for a renderer)."""
+        from honnotate.synth.generator import plane_mesh
+
+        return plane_mesh(self.centre, self.axis_u, self.axis_v, n)
+
+
+def table_plane(rng: np.random.Generator, points: np.ndarray) -> TablePlane:
+    """A random table plane under a scene (camera frame, metres).
 
     The plane's up normal is the camera's up (-y) pitched toward the camera by 0-0.9 rad and
     rolled by +-0.3 rad; it lies 0-12 cm below the lowest of ``points`` along that normal (a
-    slightly negative gap lets the hand rest on it), and spans 3 m x 3 m around the scene.
+    gap down to -1 cm lets the hand rest on it), and spans 3 m x 3 m around the scene; its
+    texture is wood-like (60%) or any procedural texture of ``honnotate synth``.
 
     Args:
         rng: random stream. points: (N, 3) scene points (hand and object vertices).
-
-    Returns:
-        ``(verts (V, 3), faces (F, 3), uv (V, 2), texture (512, 512, 3) uint8)``.
     """
-    from honnotate.synth.generator import plane_mesh, procedural_texture
+    from honnotate.synth.generator import procedural_texture
 
     pitch, roll = rng.uniform(0.0, 0.9), rng.uniform(-0.3, 0.3)
     up = np.array([np.sin(roll) * np.cos(pitch), -np.cos(roll) * np.cos(pitch), -np.sin(pitch)])
@@ -233,9 +257,50 @@ def table_plane(rng: np.random.Generator, points: np.ndarray) -> tuple[np.ndarra
     axis_u = np.array([1.0, 0.0, 0.0]) - up[0] * up
     axis_u /= np.linalg.norm(axis_u)
     axis_v = np.cross(up, axis_u)
-    verts, faces, uv = plane_mesh(foot, 1.5 * axis_u, 1.5 * axis_v, n=16)
-    texture = procedural_texture(rng, 512, "wood" if rng.random() < 0.6 else None)
-    return verts, faces, uv, texture
+    texture = procedural_texture(rng, 256, "wood" if rng.random() < 0.6 else None)
+    return TablePlane(foot, 1.5 * axis_u, 1.5 * axis_v, up, texture)
+
+
+def draw_plane(plane: TablePlane, K: np.ndarray, width: int, height: int, *, ambient: float,
+               light: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The plane seen by a pinhole camera, by exact ray-plane intersection per pixel centre.
+
+    Same shading as :class:`honnotate.render.renderer.Renderer` (Lambert with ``ambient``; a
+    headlight when ``light`` is None, else the distant light ``light`` (3,) unit toward the light,
+    on the side the camera sees), texture sampled bilinearly.
+
+    Args:
+        plane: the plane. K: (3, 3) intrinsics. width, height: image size in pixels.
+
+    Returns:
+        ``(rgb (H, W, 3) float32 in [0, 1], depth (H, W) float32 z in metres, 0 where the ray
+        misses the square or meets it behind the camera)``.
+    """
+    import cv2
+
+    f32 = np.float32  # per-pixel arrays in float32 (a 640x480 table in ~20 ms)
+    u, v = np.meshgrid(np.arange(width, dtype=f32), np.arange(height, dtype=f32))
+    d = np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(np.asarray(K, dtype=np.float64)).T.astype(f32)  # z = 1
+    up = plane.up.astype(f32)
+    den = d @ up
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(np.abs(den) > 1e-9, f32(plane.centre @ plane.up) / den, f32(-1.0))  # = z (d_z = 1)
+    # plane coordinates a, b of the hit point: (t d - centre) . axis / |axis|^2
+    pu, pv = (ax / (ax @ ax) for ax in (plane.axis_u, plane.axis_v))
+    a = t * (d @ pu.astype(f32)) - f32(plane.centre @ pu)
+    b = t * (d @ pv.astype(f32)) - f32(plane.centre @ pv)
+    hit = (t > 0) & (np.abs(a) <= 1) & (np.abs(b) <= 1)
+    T = plane.texture.shape[0]
+    tex = plane.texture.astype(np.float32) / 255.0
+    map_x = (((a + 1) / 2) * T - 0.5).astype(np.float32)
+    map_y = ((1 - (b + 1) / 2) * T - 0.5).astype(np.float32)  # v up in texture coordinates
+    albedo = cv2.remap(tex, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if light is None:
+        lambert = np.abs(den) / np.linalg.norm(d, axis=-1)
+    else:  # the side the camera sees: facing = -up where the view ray and up point the same way
+        lambert = np.clip(np.where(den > 0, -1, 1).astype(f32) * f32(up @ np.asarray(light, dtype=np.float64)), 0, None)
+    rgb = np.clip(albedo * (f32(ambient) + f32(1.0 - ambient) * lambert)[..., None], 0, 1)
+    return np.where(hit[..., None], rgb, f32(0)), np.where(hit, t, f32(0))
 
 
 def augment_affine(rng: np.random.Generator, width: int, height: int, cfg: AugmentConfig) -> np.ndarray:
@@ -432,8 +497,8 @@ class SyntheticComposites(Dataset):
             ``keypoints`` (21, 3) float32 (u, v pixels; visibility 0/1), ``affine`` (2, 3)
             (render pixels -> image pixels; identity without augmentation); with
             ``return_scene``: ``scene`` holding ``K`` (3, 3), ``hand_vertices``,
-            ``object_vertices``, ``table_vertices`` (camera frame, metres; None when absent), the
-            faces, and the raw render labels (3 on the table).
+            ``object_vertices`` (camera frame, metres; None when absent), the faces, ``table``
+            (:class:`TablePlane` or None) and the raw render labels (3 on the table).
         """
         if index < 0:
             raise IndexError(f"sample index must be >= 0, got {index}")
@@ -490,23 +555,26 @@ class SyntheticComposites(Dataset):
         table = None
         trng = np.random.default_rng([cfg.seed, int(index), 5])  # its own stream: see CompositeConfig
         if trng.random() < cfg.table_prob:
-            pts = np.concatenate([p for p, on in ((hv_c, with_hand), (ov_c, with_obj)) if on])
-            tv, tf, tuv, ttex = table_plane(trng, pts)
-            table = SceneMesh(torch.as_tensor(tv, dtype=f32), torch.as_tensor(tf), TABLE_LABEL,
-                              vertex_colors=torch.full((len(tv), 3), 0.5), uv=torch.as_tensor(tuv, dtype=f32),
-                              texture=torch.as_tensor(ttex))
-            meshes.append(table)
+            table = table_plane(trng, np.concatenate([p for p, on in ((hv_c, with_hand), (ov_c, with_obj)) if on]))
         light = None  # a headlight, or a distant light from above and the camera's side (as honnotate synth)
         if rng.random() >= cfg.headlight_prob:
             az, el = rng.uniform(-1.4, 1.4), rng.uniform(0.3, 1.3)
             light = torch.tensor([np.sin(az) * np.cos(el), -np.sin(el), -np.cos(az) * np.cos(el)], dtype=f32)
         with torch.no_grad():
-            r = Renderer(background_depth=0.0, antialiased=False, ambient=float(rng.uniform(0.25, 0.5))).render(
+            ambient = float(rng.uniform(0.25, 0.5))
+            r = Renderer(background_depth=0.0, antialiased=False, ambient=ambient).render(
                 meshes, cam, rgb=True, light_dir=light)
         rendered = r.labels[0, 0].numpy()
-        labels = np.where(rendered == TABLE_LABEL, 0, rendered).astype(np.uint8)
         depth = r.depth[0, 0].numpy()
         rgb = r.rgb[0, 0].numpy().astype(np.float32)
+        if table is not None:  # drawn exactly (a plane), in front of what it hides
+            t_rgb, t_depth = draw_plane(table, cam.K.double().numpy(), cfg.width, cfg.height, ambient=ambient,
+                                        light=None if light is None else light.double().numpy())
+            over = (t_depth > 0) & ((rendered == 0) | (t_depth < depth))
+            rendered = np.where(over, TABLE_LABEL, rendered)
+            depth = np.where(over, t_depth, depth)
+            rgb = np.where(over[..., None], t_rgb, rgb)
+        labels = np.where(rendered == TABLE_LABEL, 0, rendered).astype(np.uint8)
         gain = (rng.uniform(0.75, 1.25) * rng.uniform(0.92, 1.08, 3)).astype(np.float32)
         background = self._background(rng)
         image = np.where((rendered > 0)[..., None], np.clip(rgb * gain, 0, 1), background).astype(np.float32)
@@ -530,7 +598,7 @@ class SyntheticComposites(Dataset):
             sample["scene"] = {"K": cam.K.double().numpy(), "hand_vertices": hv_c if with_hand else None,
                                "object_vertices": ov_c if with_obj else None, "hand_faces": hand.faces,
                                "object_faces": obj.faces, "render_labels": rendered,
-                               "table_vertices": None if table is None else tv, "table_faces": None if table is None else tf,
+                               "table": table,
                                "joints": hj_c}
         return sample
 
