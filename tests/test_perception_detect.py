@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 
@@ -147,6 +148,9 @@ def test_train_command_checkpoints_and_resumes(tmp_path):
 
     model, info = load_weights("segmentation", out)
     assert info["train"]["steps"] == 4 and info["input"] == {"width": 64, "height": 48}
+    assert json.loads((out / "segmentation_config.json").read_text())["synthetic"]["table_prob"] == 0.5
+    r = runner.invoke(app, [*args, "--steps", "1", "--out", str(tmp_path / "t"), "--table-prob", "1.5"])
+    assert r.exit_code == 2 and "table_prob must be in [0, 1]" in r.output
 
 
 def test_train_init_starts_from_weights_and_checks_them(tmp_path):

@@ -27,6 +27,8 @@ def register(app: typer.Typer) -> None:
         objects: str = typer.Option("", help="Comma-separated built-in objects (default all)."),
         size: str = typer.Option("", help="Rendered image size WxH (default 320x240 seg, 640x480 keypoints)."),
         grasps_per_object: int = typer.Option(10, help="Grasps synthesised per object for the data."),
+        table_prob: float | None = typer.Option(None, help="Fraction of composites with a textured table plane "
+                                                "under the hand and object (default of CompositeConfig, 0.5)."),
         device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda:0, ..."),
         workers: int = typer.Option(0, help="DataLoader worker processes."),
         checkpoint_every: int = typer.Option(200, help="Steps between checkpoints."),
@@ -54,6 +56,8 @@ def register(app: typer.Typer) -> None:
             except ValueError:
                 raise typer.BadParameter(f"--size must look like 320x240, got {size!r}") from None
         syn.update(width=w, height=h)
+        if table_prob is not None:
+            syn["table_prob"] = table_prob
         if objects:
             syn["objects"] = tuple(o.strip() for o in objects.split(",") if o.strip())
         if backgrounds is not None:
