@@ -1,6 +1,7 @@
 """Cost of training the perception networks on CPU: seconds per optimiser step of each network
-(the shipped default architecture and the full-resolution U-Net it replaced) and milliseconds
-per rendered training sample.
+(the shipped default architecture and the full-resolution U-Net it replaced; float32 and bfloat16
+mixed precision, ``--precision bf16`` of ``honnotate train``) and milliseconds per rendered
+training sample (keypoints: one crop per composite, and two, ``--crops-per-scene 2``).
 
 Run: ``python benchmarks/perception_train.py [--threads 1]`` (writes the BENCHMARKS.md section
 "perception_train"). One thread is how two trainings share a 2-core machine.
@@ -28,8 +29,10 @@ CASES = [
 ]
 
 
-def step_seconds(task: str, arch: dict, batch: int, shape: tuple[int, int, int], steps: int) -> tuple[float, int]:
-    """Median seconds of an AdamW step (forward, loss, backward, update) on random inputs."""
+def step_seconds(task: str, arch: dict, batch: int, shape: tuple[int, int, int], steps: int,
+                 precision: str = "fp32") -> tuple[float, int]:
+    """Median seconds of an AdamW step (forward, loss, backward, update) on random inputs; the
+    forward pass under bfloat16 autocast with ``precision="bf16"`` (as :func:`train` does)."""
     torch.manual_seed(0)
     model = build_network(task, arch)
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
@@ -42,8 +45,10 @@ def step_seconds(task: str, arch: dict, batch: int, shape: tuple[int, int, int],
     times = []
     for i in range(steps + 1):
         t0 = time.perf_counter()
-        out = model(x)
-        loss = segmentation_loss(out, target) if task == "segmentation" else keypoint_loss(out, hm, w)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = model(x)
+        loss = segmentation_loss(out.float(), target) if task == "segmentation" else \
+            keypoint_loss([o.float() for o in out], hm, w)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -52,9 +57,10 @@ def step_seconds(task: str, arch: dict, batch: int, shape: tuple[int, int, int],
     return sorted(times)[len(times) // 2], count_parameters(model)
 
 
-def sample_ms(task: str, width: int, height: int, n: int) -> float:
+def sample_ms(task: str, width: int, height: int, n: int, crops_per_scene: int = 1) -> float:
     """Mean milliseconds per training sample (render, composite, augment, crop)."""
-    ds = SyntheticComposites(CompositeConfig(width=width, height=height, grasps_per_object=2), task)
+    ds = SyntheticComposites(CompositeConfig(width=width, height=height, grasps_per_object=2,
+                                             crops_per_scene=crops_per_scene), task)
     _ = ds.grasp_bank
     ds[0]
     t0 = time.perf_counter()
@@ -69,19 +75,22 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    rows = ["| network | parameters | batch | input | s per step |", "|---|---|---|---|---|"]
+    rows = ["| network | parameters | batch | input | s per step, fp32 | s per step, bf16 |", "|---|---|---|---|---|---|"]
     for label, task, arch, batch, shape in CASES:
         sec, n = step_seconds(task, arch, batch, shape, a.steps)
-        rows.append(f"| {label} | {n / 1e6:.2f} M | {batch} | {shape[2]}x{shape[1]} | {sec:.2f} |")
+        sec16, _ = step_seconds(task, arch, batch, shape, a.steps, "bf16")
+        rows.append(f"| {label} | {n / 1e6:.2f} M | {batch} | {shape[2]}x{shape[1]} | {sec:.2f} | {sec16:.2f} |")
         print(rows[-1], flush=True)
     rows += ["", "| training sample | ms per sample |", "|---|---|"]
-    for task, w, h in (("segmentation", 320, 240), ("keypoints", 640, 480)):
-        rows.append(f"| {task}, rendered at {w}x{h} | {sample_ms(task, w, h, 10):.0f} |")
+    for task, w, h, per_scene in (("segmentation", 320, 240, 1), ("keypoints", 640, 480, 1), ("keypoints", 640, 480, 2)):
+        what = f", {per_scene} crops per composite" if task == "keypoints" else ""
+        rows.append(f"| {task}, rendered at {w}x{h}{what} | {sample_ms(task, w, h, 10 * per_scene, per_scene):.0f} |")
         print(rows[-1], flush=True)
     body = (f"Machine: {machine_description()}, torch {a.threads} thread(s). Command: "
             f"`python benchmarks/perception_train.py --threads {a.threads}`. Median of {a.steps} AdamW steps "
-            "on random inputs; samples: mean of 10 composites (render, background, augmentation; keypoints: the "
-            "128 px hand crop).\n\n" + "\n".join(rows) + "\n")
+            "on random inputs (bf16: bfloat16 autocast forward, as `honnotate train --precision bf16`; fast "
+            "where the CPU has AMX or AVX-512 BF16); samples: mean of 10 composites (render, background, "
+            "augmentation; keypoints: the 128 px hand crop; 2 crops per composite: 20 crops of 10).\n\n" + "\n".join(rows) + "\n")
     print(body)
     write_section("perception_train", body)
 

@@ -190,3 +190,35 @@ def test_backgrounds_and_bad_config(tmp_path):
     write_image(tmp_path / "a.png", (np.ones((30, 40, 3)) * [255, 0, 0]).astype(np.uint8))
     img = SyntheticComposites(CompositeConfig(background_dir=str(tmp_path), user_background_prob=1.0, width=64, height=48))._background(rng)
     assert img.shape == (48, 64, 3) and np.allclose(img[..., 0], 1.0) and np.allclose(img[..., 1:], 0.0)
+
+
+def test_crops_per_scene_share_one_render(config, monkeypatch):
+    """crops_per_scene n: samples n*k .. n*k+n-1 are crops of scene k, each jittered on its own;
+    crop 0 of each scene is the sample of crops_per_scene 1, and each scene is rendered once."""
+    crop = dataclasses.replace(config.crop, size=32)
+    one = SyntheticComposites(dataclasses.replace(config, crop=crop), "keypoints")
+    two = SyntheticComposites(dataclasses.replace(config, crop=crop, crops_per_scene=2), "keypoints")
+    calls = []
+    render = two.composite
+    monkeypatch.setattr(two, "composite", lambda i, **kw: calls.append(i) or render(i, **kw))
+    for scene in range(2):
+        a, b = two[2 * scene], two[2 * scene + 1]
+        ref = one[scene]
+        for key in ref:
+            torch.testing.assert_close(a[key], ref[key], atol=0, rtol=0)
+        assert not torch.equal(a["image"], b["image"])  # another box jitter / rotation / colour
+        # the same hand: the two crops' joints differ by a similarity (box shift, scale, rotation)
+        assert _similarity_residual(a["keypoints"][:, :2], b["keypoints"][:, :2]) < 1e-3
+        assert _similarity_residual(a["keypoints"][:, :2], two[2 * (1 - scene)]["keypoints"][:, :2]) > 0.5
+    assert calls == [0, 1, 0]
+    with pytest.raises(ValueError, match="crops_per_scene must be >= 1"):
+        CompositeConfig(crops_per_scene=0)
+
+
+def _similarity_residual(p: torch.Tensor, q: torch.Tensor) -> float:
+    """RMS distance (pixels) of q from the best similarity transform of p (least squares)."""
+    p, q = p.double().numpy(), q.double().numpy()
+    zp, zq = (p[:, 0] + 1j * p[:, 1]), (q[:, 0] + 1j * q[:, 1])  # similarity: q = a p + b
+    M = np.stack([zp, np.ones_like(zp)], 1)
+    coef = np.linalg.lstsq(M, zq, rcond=None)[0]
+    return float(np.sqrt(np.mean(np.abs(M @ coef - zq) ** 2)))

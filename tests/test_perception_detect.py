@@ -143,6 +143,14 @@ def test_train_command_checkpoints_and_resumes(tmp_path):
     assert r.exit_code == 2 and "settings differ" in r.output
     r = runner.invoke(app, [*args, "--steps", "4", "--resume", "--workers", "1"])  # how, not what: allowed
     assert r.exit_code == 0, r.output
+    r = runner.invoke(app, [*args, "--steps", "5", "--resume", "--precision", "bf16"])
+    assert r.exit_code == 2 and "settings differ" in r.output and "precision" in r.output
+    # a run saved before a setting existed resumes with that setting's default
+    saved = json.loads((out / "segmentation_config.json").read_text())
+    del saved["precision"]
+    (out / "segmentation_config.json").write_text(json.dumps(saved))
+    r = runner.invoke(app, [*args, "--steps", "4", "--resume"])
+    assert r.exit_code == 0, r.output
     # The exported weights load for detection.
     from honnotate.perception.weights import load_weights
 
@@ -151,6 +159,8 @@ def test_train_command_checkpoints_and_resumes(tmp_path):
     assert json.loads((out / "segmentation_config.json").read_text())["synthetic"]["table_prob"] == 0.5
     r = runner.invoke(app, [*args, "--steps", "1", "--out", str(tmp_path / "t"), "--table-prob", "1.5"])
     assert r.exit_code == 2 and "table_prob must be in [0, 1]" in r.output
+    r = runner.invoke(app, [*args, "--steps", "1", "--out", str(tmp_path / "p"), "--precision", "half"])
+    assert r.exit_code == 2 and "precision must be one of" in r.output
 
 
 def test_train_init_starts_from_weights_and_checks_them(tmp_path):

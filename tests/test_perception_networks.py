@@ -148,6 +148,27 @@ def test_a_few_steps_lower_the_losses():
     assert np.mean(k[-3:]) < 0.7 * np.mean(k[:3]), k
 
 
+def test_bf16_training_steps_lower_the_loss_and_keep_float32_weights(tmp_path):
+    """precision bf16: autocast forward, float32 weights and loss; the loss still falls, and a
+    bad precision is refused by name."""
+    from dataclasses import replace
+
+    from honnotate.perception.data import CompositeConfig
+    from honnotate.perception.train import TrainConfig, train
+
+    syn = CompositeConfig(width=64, height=48, objects=("sphere",), grasps_per_object=1, seed=3)
+    syn = replace(syn, crop=replace(syn.crop, size=32))
+    cfg = TrainConfig(task="keypoints", out=str(tmp_path / "bf16"), steps=30, batch=2, lr=3e-3, warmup=1,
+                      device="cpu", arch=TINY_KP, synthetic=syn, precision="bf16", seed=3)
+    result = train(cfg)
+    assert np.isfinite(result.losses).all()
+    assert np.mean(result.losses[-5:]) < 0.8 * np.mean(result.losses[:5]), result.losses
+    model, info = load_weights("keypoints", tmp_path / "bf16")
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainConfig(precision="fp8")
+
+
 def _save(tmp_path, task="segmentation", arch=TINY_SEG):
     model = build_network(task, arch)
     spec = {"width": 16, "height": 16} if task == "segmentation" else {"crop_size": 32, "margin": 1.3, "stride": 4}

@@ -29,11 +29,15 @@ def register(app: typer.Typer) -> None:
         grasps_per_object: int = typer.Option(10, help="Grasps synthesised per object for the data."),
         table_prob: float | None = typer.Option(None, help="Fraction of composites with a textured table plane "
                                                 "under the hand and object (default of CompositeConfig, 0.5)."),
+        crops_per_scene: int = typer.Option(1, help="Keypoints: hand crops cut from one rendered composite "
+                                            "(2 nearly halves the data time per sample)."),
         device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda:0, ..."),
         workers: int = typer.Option(0, help="DataLoader worker processes."),
         checkpoint_every: int = typer.Option(200, help="Steps between checkpoints."),
         init: Path | None = typer.Option(None, "--init", help="Start from these weights (a weights file or folder, "
                                          "e.g. the shipped weights) instead of a random network: fine-tuning."),
+        precision: str = typer.Option("fp32", help="fp32, or bf16: mixed precision (the forward pass in bfloat16; "
+                                      "~2.4x faster on CPUs with AMX / AVX-512 BF16 and on recent GPUs)."),
         foreground: float | None = typer.Option(None, help="Keypoints: weight of the heatmap peak cells in the loss "
                                                 "(cells weighted by 1 + k * target; default of TrainConfig)."),
         integral: float | None = typer.Option(None, help="Keypoints: weight of the integral-regression coordinate "
@@ -55,7 +59,7 @@ def register(app: typer.Typer) -> None:
                 w, h = (int(x) for x in size.lower().split("x"))
             except ValueError:
                 raise typer.BadParameter(f"--size must look like 320x240, got {size!r}") from None
-        syn.update(width=w, height=h)
+        syn.update(width=w, height=h, crops_per_scene=crops_per_scene)
         if table_prob is not None:
             syn["table_prob"] = table_prob
         if objects:
@@ -68,7 +72,7 @@ def register(app: typer.Typer) -> None:
             cfg = TrainConfig(task=full, out=str(out), steps=steps, batch=batch, lr=lr, seed=seed, device=device,
                               workers=workers, data=tuple(str(d) for d in data), data_fraction=data_fraction,
                               checkpoint_every=checkpoint_every, synthetic=CompositeConfig(**syn),
-                              init=str(init) if init is not None else None,
+                              init=str(init) if init is not None else None, precision=precision,
                               **{k: v for k, v in (("foreground", foreground), ("integral", integral)) if v is not None})
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
