@@ -124,10 +124,14 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
             "|---|---|---|---|---|---|---|"]
     for name in cases:
         n = frames or CASES[name][3]
-        for cues in CUE_SOURCES:
-            s = run_case(work, name, n, cues=cues, weights=weights)
+        variants = [(cues, None, "", cues) for cues in CUE_SOURCES]
+        if CASES[name][0] > 1:  # what the multi-view keypoint consensus does with the networks' cues
+            variants.append(("detected", {"hand_init": {"consensus_px": 0.0}}, "_no_consensus",
+                             "detected, no keypoint consensus"))
+        for cues, override, tag, label in variants:
+            s = run_case(work, name, n, override, tag, cues=cues, weights=weights)
             acc = s["accuracy"]["final"]
-            rows.append(f"| {name} ({CASES[name][0]} cam, {CASES[name][1]}, {n} frames) | {cues} | "
+            rows.append(f"| {name} ({CASES[name][0]} cam, {CASES[name][1]}, {n} frames) | {label} | "
                         f"{acc['hand_mpjpe_mm']['mean']:.2f} | {acc['object_add_mm']['mean']:.2f} | "
                         f"{acc['object_adds_mm']['mean']:.2f} | {s['flagged_frames']} | {s['seconds_per_frame']:.2f} |")
             print(rows[-1], flush=True)
@@ -135,7 +139,9 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
             "initialisation, default schedule) with three cue sources: `degraded` (the generator's simulated "
             "detector errors, as in section annotate), `exact` (the generator's ground-truth masks and visible "
             "keypoints) and `detected` (honnotate's segmentation and keypoint networks, weights "
-            f"`{weights or 'shipped'}`, run by `honnotate detect` on the capture's RGB). Errors against the "
+            f"`{weights or 'shipped'}`, run by `honnotate detect` on the capture's RGB); multi-camera cases also "
+            "with the detected cues and the multi-view keypoint consensus off (`hand_init.consensus_px` 0; on by "
+            "default). Errors against the "
             "generator's ground truth, means over frames. Command: `python benchmarks/annotate.py --compare-cues "
             f"--cases {','.join(cases)}{f' --frames {frames}' if frames else ''}`.\n\n" + "\n".join(rows) + "\n")
     print(body)

@@ -198,8 +198,10 @@ def test_multi_camera_short(tmp_path):
 
     seq = tmp_path / "seq"
     generate_sequence(seq, SynthConfig(frames=3, cameras=3, object="mug", seed=5, width=320, height=240, motion=SLOW))
-    s = annotate_sequence(seq, tmp_path / "ann", _config(), log=lambda _m: None)
+    logs: list[str] = []
+    s = annotate_sequence(seq, tmp_path / "ann", _config(), log=logs.append)
     assert s["pipeline"] == "multi"
+    assert any("keypoint consensus (15 px): dropped" in m for m in logs), logs
     assert s["accuracy"]["final"]["hand_mpjpe_mm"]["mean"] < 15.0, s["accuracy"]
     assert s["accuracy"]["final"]["object_adds_mm"]["mean"] < 8.0, s["accuracy"]
     assert (tmp_path / "ann" / "meta" / "2" / "0000.pkl").is_file()

@@ -150,7 +150,10 @@ class HandInitConfig(_Model):
     median over the sequence (a frame where the tracking lost the object would tie the hand to a
     wrong object pose; 0: no gate); grasp_starts: starts of the shared finger pose in the
     single-camera grasp fit (the weighted mean of the per-frame fits and the finger poses of the
-    best-fitting frames; the lowest robust cost wins; 1: the mean only).
+    best-fitting frames; the lowest robust cost wins; 1: the mean only); consensus_px,
+    consensus_views: with several cameras, the views of a joint whose keypoint misses the point
+    on which at least ``consensus_views`` views agree by more than ``consensus_px`` pixels are
+    dropped for every stage (:mod:`honnotate.annotate.consensus`; 0: off).
     """
 
     iterations: int = Field(default=40, ge=1)
@@ -161,6 +164,8 @@ class HandInitConfig(_Model):
     shape_prior: float = Field(default=5.0, ge=0)
     max_object_energy_ratio: float = Field(default=2.0, ge=0)
     grasp_starts: int = Field(default=3, ge=1)
+    consensus_px: float = Field(default=15.0, ge=0)
+    consensus_views: int = Field(default=3, ge=3)
 
 
 class QualityConfig(_Model):

@@ -115,6 +115,17 @@ class _Ctx:
     stage_states: dict
 
 
+def _consensus(obs, cfg) -> tuple[torch.Tensor, torch.Tensor]:
+    """The keypoint cues of ``obs`` with the views that disagree with a multi-view consensus off
+    (:func:`honnotate.annotate.consensus.keypoint_consensus`)."""
+    from honnotate.annotate.consensus import keypoint_consensus
+
+    K = torch.stack([c.K for c in obs.cameras])
+    world_to_cam = torch.stack([c.world_to_cam() for c in obs.cameras])
+    return keypoint_consensus(obs.keypoints, K, world_to_cam, threshold_px=cfg.consensus_px,
+                              min_views=cfg.consensus_views)
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -391,6 +402,10 @@ def annotate_sequence(sequence: str | Path, out_dir: str | Path | None = None,
                             max_depth=config.terms.max_depth, conf_threshold=config.hand_init.conf_threshold,
                             progress=(lambda d, n: progress("load", d, n)) if progress else None)
     log(f"loaded cues and depth in {time.perf_counter() - t_load:.1f} s")
+    if multi and config.hand_init.consensus_px > 0:
+        obs.keypoints, dropped = _consensus(obs, config.hand_init)
+        log(f"multi-view keypoint consensus ({config.hand_init.consensus_px:g} px): dropped {int(dropped.sum())} of "
+            f"{int((obs.keypoints[..., 2] > 0).sum()) + int(dropped.sum())} keypoints that disagree with the other views")
     problem = AnnotationProblem(hand, obj.vertices, obj.faces, obs, config.terms)
     state = SequenceState.zeros(len(frames), hand.num_betas)
     state.betas[:] = betas
