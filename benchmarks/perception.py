@@ -7,7 +7,8 @@ defaults (seeds 1000+), runs :class:`honnotate.perception.detect.Detector` on ev
 camera, and compares with the exact ground truth (``ground_truth/segmentation`` and the
 projected joints with visibility in ``ground_truth/sequence_gt.npz``): hand IoU, object IoU
 (pixels summed over all frames, and the per-frame mean), PCK at 10 px on visible joints, mean
-2D error on visible joints, and the median wall time per frame (both networks). Writes the
+2D error on visible joints (also with one keypoint crop instead of the test-time augmentation, and
+with crops around the true hand mask), and the median wall time per frame (both networks). Writes the
 section "perception" of BENCHMARKS.md. Targets (issue 7, fully trained shipped weights): hand
 IoU >= 0.85, object IoU >= 0.90, PCK@10px >= 0.90. The defaults favour scenes over frames per
 scene (hand IoU varies much from scene to scene, little between frames of one).
@@ -38,10 +39,11 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
     from honnotate.synth.generator import SynthConfig, generate_sequence
 
     det = Detector(weights, "cpu", keypoints=not seg_only)
+    plain = None if seg_only else Detector(weights, "cpu", tta=((1.0, 0.0),))  # without test-time augmentation
     inter = np.zeros(3)
     union = np.zeros(3)
     per_frame_iou: dict[int, list[float]] = {1: [], 2: []}
-    errors, errors_gt_box, times = [], [], []
+    errors, errors_gt_box, errors_plain, times = [], [], [], []
     for k in range(sequences):
         out = workdir / f"heldout_{k}"
         generate_sequence(out, SynthConfig(frames=frames, cameras=cameras, object=OBJECTS[k % len(OBJECTS)],
@@ -68,6 +70,8 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
                 if not seg_only:  # the keypoint network alone: crops around the true hand mask
                     kp_box, _ = det.keypoints(rgb, labels)
                     errors_gt_box.extend(np.linalg.norm(kp_box[vis, :2] - kp_gt[vis, :2], axis=1).tolist())
+                    kp_plain, _ = plain.keypoints(rgb, d.labels)
+                    errors_plain.extend(np.linalg.norm(kp_plain[vis, :2] - kp_gt[vis, :2], axis=1).tolist())
     errors = np.asarray(errors)
     return {
         "images": len(times), "hand_iou": inter[2] / max(union[2], 1), "object_iou": inter[1] / max(union[1], 1),
@@ -76,6 +80,8 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
         "pck10": float(np.mean(errors <= 10)) if errors.size else float("nan"),
         "mean_err": float(np.mean(errors)) if errors.size else float("nan"), "joints": int(errors.size),
         "pck10_gt_box": float(np.mean(np.asarray(errors_gt_box) <= 10)) if errors_gt_box else float("nan"),
+        "pck10_plain": float(np.mean(np.asarray(errors_plain) <= 10)) if errors_plain else float("nan"),
+        "tta": det.tta,
         "ms_per_frame": 1e3 * float(np.median(times)), "seg_input": det.seg_size, "crop": det.crop_size,
         "train_seg": det.seg_info.get("train", {}), "train_kp": det.kp_info.get("train", {}),
     }
@@ -112,7 +118,8 @@ def main() -> int:
         f"keypoints: {tk.get('steps')} steps, batch {tk.get('batch')}). Held-out generated sequences: "
         f"{args.sequences} x {args.frames} frames x {args.cameras} camera(s) at 640x480 (seeds 1000+, objects "
         f"{', '.join(OBJECTS[k % len(OBJECTS)] for k in range(args.sequences))}, random grasps and hand shapes); "
-        f"segmentation input {r['seg_input'][0]}x{r['seg_input'][1]}, keypoint crop {r['crop']} px; "
+        f"segmentation input {r['seg_input'][0]}x{r['seg_input'][1]}, keypoint crop {r['crop']} px, heatmaps of "
+        f"{len(r['tta'])} crops averaged (scale, degrees: {', '.join(f'{a:g}/{b:g}' for a, b in r['tta'])}); "
         f"torch {args.threads} threads. Command: `python benchmarks/perception.py"
         f"{' --weights ' + str(args.weights) if args.weights else ''} --sequences {args.sequences} --frames {args.frames}`.\n\n"
         "| metric | value | target (issue 7) |\n|---|---|---|\n"
@@ -121,6 +128,7 @@ def main() -> int:
         f"| PCK@10px, visible joints ({r['joints']}) | {r['pck10']:.3f} | >= 0.90 ({ok(r['pck10'], 0.90)}) |\n"
         f"| mean 2D error, visible joints | {r['mean_err']:.1f} px | |\n"
         f"| PCK@10px with crops around the ground-truth hand mask (keypoint network alone) | {r['pck10_gt_box']:.3f} | |\n"
+        f"| PCK@10px with one crop (no test-time augmentation) | {r['pck10_plain']:.3f} | |\n"
         f"| inference per frame (both networks, median of {r['images']}) | {r['ms_per_frame']:.0f} ms | |\n"
     )
     if args.seg_only:

@@ -10,6 +10,7 @@ from honnotate.perception.crops import (
     apply_affine,
     crop_transform,
     decode_heatmaps,
+    fuse_heatmaps,
     hand_box_from_mask,
     heatmap_targets,
     invert_affine,
@@ -79,3 +80,57 @@ def test_hand_box_from_mask():
     assert hand_box_from_mask(np.zeros((10, 10), bool)) is None
     with pytest.raises(ValueError, match=r"\(H, W\)"):
         hand_box_from_mask(np.zeros((2, 10, 10), bool))
+
+
+def test_hand_box_keeps_fingers_beyond_an_occluder_and_drops_far_blobs():
+    mask = np.zeros((200, 400), bool)
+    mask[80:120, 100:140] = True  # palm, 40 x 40
+    mask[90:100, 190:210] = True  # fingertips past an occluding can: 50 px from the palm (1.25 sides)
+    cu, cv, side = hand_box_from_mask(mask)
+    assert (cu, cv, side) == pytest.approx((154.5, 99.5, 110.0))
+    # the old rule (half a side) lost them
+    assert hand_box_from_mask(mask, reach=0.5) == pytest.approx((119.5, 99.5, 40.0))
+    mask[0:10, 380:400] = True  # a false hand blob 170 px away (> 2 sides): not the same hand
+    assert hand_box_from_mask(mask) == pytest.approx((cu, cv, side))
+
+
+def _crop_heatmaps(points_img, maps, size=128, stride=4, sigma=1.5):
+    return torch.from_numpy(np.stack([heatmap_targets(apply_affine(A, points_img), np.ones(len(points_img)), size,
+                                                      stride, sigma) for A in maps]))
+
+
+def test_fuse_one_crop_decodes_like_its_own_heatmaps():
+    """Resampling a crop's heatmaps onto its own 2x finer grid keeps the decoded points (reference twin)."""
+    rng = np.random.default_rng(0)
+    A = crop_transform(300.0, 200.0, 180.0, 128)
+    pts = rng.uniform(230, 270, (21, 2)) + [50, -50]
+    hm = _crop_heatmaps(pts, [A])
+    direct = apply_affine(invert_affine(A), decode_heatmaps(hm, 4)[0, :, :2].numpy())
+    fused = fuse_heatmaps(hm, [A], A, 4, up=2)
+    assert fused.shape == (21, 64, 64)
+    again = apply_affine(invert_affine(A), decode_heatmaps(fused[None], 2.0)[0, :, :2].numpy())
+    np.testing.assert_allclose(again, pts, atol=0.35)
+    np.testing.assert_allclose(again, direct, atol=0.35)
+
+
+def test_fuse_scaled_and_rotated_crops_agree_on_the_image_points():
+    """Crops at other scales and rotations, each with its own Gaussians of the same image points,
+    fuse into heatmaps of the base crop whose peaks are those points; a crop whose peaks are
+    elsewhere (a wrong finger in one view) is outvoted."""
+    rng = np.random.default_rng(1)
+    pts = rng.uniform(240, 360, (21, 2))
+    maps = [crop_transform(300.0, 300.0, 200.0 * s, 128, angle=np.deg2rad(a)) for s, a in
+            ((1.0, 0.0), (0.87, 0.0), (1.15, 20.0))]
+    hm = _crop_heatmaps(pts, maps)
+    fused = fuse_heatmaps(hm, maps, maps[0], 4, up=2)
+    out = decode_heatmaps(fused[None], 2.0)[0].numpy()
+    # bilinear resampling of the sampled Gaussians: < 0.2 heatmap cells (6.25 image px a cell here)
+    np.testing.assert_allclose(apply_affine(invert_affine(maps[0]), out[:, :2]), pts, atol=1.2)
+    assert np.all(out[:, 2] > 0.8)  # three peaks on the same spot
+    wrong = hm.clone()
+    wrong[2] = _crop_heatmaps(pts + [40.0, 0.0], maps[2:])[0]
+    out = decode_heatmaps(fuse_heatmaps(wrong, maps, maps[0], 4)[None], 2.0)[0].numpy()
+    np.testing.assert_allclose(apply_affine(invert_affine(maps[0]), out[:, :2]), pts, atol=1.2)
+    assert np.all(out[:, 2] < 0.7)  # the disagreement lowers the confidence
+    with pytest.raises(ValueError, match="K = 2 crops"):
+        fuse_heatmaps(hm, maps[:2], maps[0], 4)

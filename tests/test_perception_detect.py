@@ -93,6 +93,39 @@ def test_keypoints_map_back_into_the_hand_box(capture, weights):
         det.segment(seq.rgb("0", 0).astype(np.float32))
 
 
+def test_tta_crops_fuse_in_the_first_crop(capture, weights):
+    """One crop (no augmentation) decodes that crop's own heatmaps; several are fused in the first
+    crop's frame: a first crop of another scale is the frame, the others are votes."""
+    from honnotate.perception.crops import (
+        apply_affine,
+        crop_transform,
+        decode_heatmaps,
+        invert_affine,
+        warp_image,
+    )
+
+    seq = open_sequence(capture)
+    rgb, gt = seq.rgb("0", 0), seq.segmentation("0", 0)
+    plain = Detector(weights, "cpu", tta=((1.0, 0.0),))
+    kp, box = plain.keypoints(rgb, gt)
+    A = crop_transform(box[0], box[1], box[2] * plain.margin, plain.crop_size)
+    crop = warp_image(rgb.astype(np.float32) / 255.0, A, (plain.crop_size,) * 2, border="constant")
+    with torch.no_grad():
+        hm = plain.kp(torch.from_numpy(crop.transpose(2, 0, 1).copy())[None])[-1]
+    ref = decode_heatmaps(hm, plain.kp.stride)[0].numpy()
+    np.testing.assert_allclose(kp[:, :2], apply_affine(invert_affine(A), ref[:, :2]), atol=1e-3)
+    cu, cv, side = box
+    half = 0.5 * side * plain.margin * 1.15 + 1  # inside the largest crop
+    for tta in (None, ((1.15, 0.0), (1.0, 10.0))):
+        det = Detector(weights, "cpu") if tta is None else Detector(weights, "cpu", tta=tta)
+        fused, fused_box = det.keypoints(rgb, gt)
+        assert fused_box == box and fused.shape == (21, 3) and np.isfinite(fused).all()
+        assert np.all(np.abs(fused[:, 0] - cu) <= half) and np.all(np.abs(fused[:, 1] - cv) <= half)
+    for bad in ((), ((0.0, 0.0),)):
+        with pytest.raises(ValueError, match="tta must list"):
+            Detector(weights, "cpu", tta=bad)
+
+
 def test_segmentation_only_detector(capture, weights, tmp_path):
     # a folder with the segmentation weights alone (a training run's progress) loads with
     # keypoints=False; the full detector still asks for the keypoint file

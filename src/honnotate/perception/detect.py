@@ -2,9 +2,10 @@
 
 :class:`Detector` runs both networks on one RGB image: the segmentation network at its
 training size (logits resized back to the image), then the keypoint network on a square crop
-around the largest hand region of the predicted mask; keypoints are decoded from the last
-stage's heatmaps (arg-max + sub-pixel refinement) and mapped back to image pixels, with the
-heatmap peak as confidence. :func:`detect_sequence` writes the cue files of a capture with the
+around the hand regions of the predicted mask (by default three crops at different scales,
+their heatmaps averaged: test-time augmentation); keypoints are decoded from the last stage's
+heatmaps (arg-max + sub-pixel refinement) and mapped back to image pixels, with the heatmap
+peak as confidence. :func:`detect_sequence` writes the cue files of a capture with the
 :mod:`honnotate.io.cues` writers, so detections and external detectors' cues read the same.
 """
 
@@ -21,13 +22,20 @@ from honnotate.perception.crops import (
     apply_affine,
     crop_transform,
     decode_heatmaps,
+    fuse_heatmaps,
     hand_box_from_mask,
     invert_affine,
     warp_image,
 )
 from honnotate.perception.weights import load_weights
 
-__all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence"]
+__all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "TTA_DEFAULT"]
+
+#: Test-time augmentation of the keypoint network: (crop scale, rotation in degrees) of each
+#: crop whose heatmaps are averaged. Three scales: PCK@10px 0.796 -> 0.810 on the perception
+#: benchmark's 40 frames with ground-truth masks (rotations +-15 deg: 0.808; both: 0.808), for
+#: 2.4x the keypoint network's time (20 -> 48 ms per frame on one core).
+TTA_DEFAULT: tuple[tuple[float, float], ...] = ((1.0, 0.0), (0.87, 0.0), (1.15, 0.0))
 
 
 @dataclass(frozen=True)
@@ -48,15 +56,20 @@ class Detector:
         weights_dir: folder with ``segmentation.pt`` and ``keypoints.pt`` (None: the shipped weights).
         device: "auto" (CUDA when present), "cpu", "cuda:0", ...
         keypoints: load the keypoint network (False: segmentation only; no keypoints are found).
+        tta: (crop scale, rotation in degrees) of the crops whose keypoint heatmaps are averaged
+            (:data:`TTA_DEFAULT`; ``((1.0, 0.0),)``: one crop, no augmentation).
 
     Raises:
         WeightsError: a weights file is missing, corrupt or mismatched (the message names it).
     """
 
     def __init__(self, weights_dir: str | Path | None = None, device: str | torch.device = "auto", *,
-                 keypoints: bool = True) -> None:
+                 keypoints: bool = True, tta: tuple[tuple[float, float], ...] = TTA_DEFAULT) -> None:
         from honnotate.perception.train import resolve_device
 
+        self.tta = tuple((float(scale), float(angle)) for scale, angle in tta)
+        if not self.tta or any(scale <= 0 for scale, _ in self.tta):
+            raise ValueError(f"tta must list (scale > 0, degrees) pairs, got {tta!r}")
         self.device = resolve_device(device)
         self.seg, self.seg_info = load_weights("segmentation", weights_dir, device=self.device)
         self.seg_size = (int(self.seg_info["input"]["width"]), int(self.seg_info["input"]["height"]))
@@ -92,12 +105,17 @@ class Detector:
         box = hand_box_from_mask(np.asarray(labels) == 2)
         if box is None or self.kp is None:
             return np.zeros((21, 3), np.float32), None
-        A = crop_transform(box[0], box[1], box[2] * self.margin, self.crop_size)
-        crop = warp_image(rgb.astype(np.float32) / 255.0, A, (self.crop_size, self.crop_size), border="constant")
-        x = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None].to(self.device)
+        image = rgb.astype(np.float32) / 255.0
+        maps = [crop_transform(box[0], box[1], box[2] * self.margin * scale, self.crop_size, angle=np.deg2rad(angle))
+                for scale, angle in self.tta]
+        crops = np.stack([warp_image(image, A, (self.crop_size, self.crop_size), border="constant") for A in maps])
+        x = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).to(self.device)
         hm = self.kp(x)[-1]
-        kp = decode_heatmaps(hm, self.kp.stride)[0].cpu().numpy().astype(np.float64)
-        uv = apply_affine(invert_affine(A), kp[:, :2])
+        stride = self.kp.stride
+        if len(maps) > 1:  # fused on a 2x finer grid of the first crop
+            hm, stride = fuse_heatmaps(hm, maps, maps[0], stride, up=2)[None], stride / 2
+        kp = decode_heatmaps(hm, stride)[0].cpu().numpy().astype(np.float64)
+        uv = apply_affine(invert_affine(maps[0]), kp[:, :2])
         conf = np.clip(kp[:, 2], 0.0, 1.0)
         return np.concatenate([uv, conf[:, None]], 1).astype(np.float32), box
 
