@@ -153,8 +153,10 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
         variants += [("detected_masks", None, "", "detected masks, exact keypoints"),
                      ("detected_keypoints", None, "", "exact masks, detected keypoints")]
         if CASES[name][0] > 1:  # what the multi-view keypoint consensus does with the networks' cues
-            variants.append(("detected", {"hand_init": {"consensus_px": 15.0}}, "_consensus15",
-                             "detected, keypoint consensus 15 px"))
+            variants.append(("degraded", {"hand_init": {"consensus_px": 0.0}}, "_no_consensus",
+                             "degraded, no keypoint consensus"))
+            variants.append(("detected", {"hand_init": {"consensus_px": 0.0}}, "_no_consensus",
+                             "detected, no keypoint consensus"))
         for cues, override, tag, label in variants:
             s = run_case(work, name, n, override, tag, cues=cues, weights=weights)
             acc = s["accuracy"]["final"]
@@ -169,8 +171,8 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
             "keypoints) and `detected` (honnotate's segmentation and keypoint networks, weights "
             f"`{weights or 'shipped'}`, run by `honnotate detect` on the capture's RGB), and the two mixes of "
             "exact and detected cues (which network's errors cost the accuracy); multi-camera cases also "
-            "with the detected cues and the multi-view keypoint consensus on (`hand_init.consensus_px` 15; off by "
-            "default). Errors against the "
+            "with the degraded and the detected cues and the multi-view keypoint consensus off "
+            "(`hand_init.consensus_px` 0; 15 px by default). Errors against the "
             "generator's ground truth, means over frames. Command: `python benchmarks/annotate.py --compare-cues "
             f"--cases {','.join(cases)}{f' --frames {frames}' if frames else ''}`.\n\n" + "\n".join(rows) + "\n")
     print(body)
