@@ -82,13 +82,6 @@ def _capture(work: Path, name: str, frames: int, cues: str = "degraded", weights
 
         detect_sequence(seq, weights, overwrite=True, device="cpu")
     return seq
-    generate_sequence(seq, SynthConfig(frames=frames, cameras=cams, object=obj, seed=seed,
-                                       degraded_cues=cues != "exact"))
-    if cues == "detected":
-        from honnotate.perception.detect import detect_sequence
-
-        detect_sequence(seq, weights, overwrite=True, device="cpu")
-    return seq
 
 
 def run_case(work: Path, name: str, frames: int, override: dict | None = None, tag: str = "",

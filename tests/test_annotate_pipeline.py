@@ -199,7 +199,7 @@ def test_multi_camera_short(tmp_path):
     seq = tmp_path / "seq"
     generate_sequence(seq, SynthConfig(frames=3, cameras=3, object="mug", seed=5, width=320, height=240, motion=SLOW))
     logs: list[str] = []
-    s = annotate_sequence(seq, tmp_path / "ann", _config(hand_init={"consensus_px": 15.0}), log=logs.append)
+    s = annotate_sequence(seq, tmp_path / "ann", _config(), log=logs.append)
     assert s["pipeline"] == "multi"
     assert any("keypoint consensus (15 px): dropped" in m for m in logs), logs
     assert s["accuracy"]["final"]["hand_mpjpe_mm"]["mean"] < 15.0, s["accuracy"]

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing cue files."),
         device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda:0, ..."),
         tta: bool = typer.Option(True, "--tta/--no-tta", help="Average the keypoint heatmaps of three crop "
-                                 "scales (more accurate, 2.4x the keypoint network's time)."),
+                                 "scales (slightly more accurate, three keypoint network passes)."),
     ) -> None:
         """Write segmentation/<cam>/<frame>.png and keypoints2d/<cam>/<frame>.json for every frame."""
         from rich.progress import Progress

@@ -33,8 +33,7 @@ def hand_box_from_mask(hand_mask: np.ndarray, *, min_pixels: int = 20,
     An object in front of the hand splits its mask: fingers wrapped around a can reappear on
     the can's far side, well away from the palm. Every region of at least ``min_pixels``
     whose bounding box comes within ``reach`` times the largest region's longest extent of the
-    largest region's box is included (reach 0.5 lost the far fingertips of 4% of the visible
-    joints of the perception benchmark's frames, and 0.03 of its PCK@10px; 2 loses none).
+    largest region's box is included (the earlier rule, reach 0.5, cut such fingertips off).
 
     Args:
         hand_mask: (H, W) bool, True on hand pixels.

@@ -32,10 +32,8 @@ from honnotate.perception.weights import load_weights
 __all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "TTA_DEFAULT"]
 
 #: Test-time augmentation of the keypoint network: (crop scale, rotation in degrees) of each
-#: crop whose heatmaps are averaged. Three scales: PCK@10px 0.796 -> 0.810 with the kp7 weights
-#: on the perception benchmark's 40 frames with ground-truth masks (rotations +-15 deg: 0.808;
-#: both: 0.808), 0.824 -> 0.829 with the shipped kp8 and detected masks, for 2.4x the keypoint
-#: network's time (20 -> 48 ms per frame on one core).
+#: crop whose heatmaps are averaged. Three scales: PCK@10px 0.824 -> 0.829 with the shipped
+#: weights (benchmarks/perception.py, "one crop" row), for three keypoint network passes.
 TTA_DEFAULT: tuple[tuple[float, float], ...] = ((1.0, 0.0), (0.87, 0.0), (1.15, 0.0))
 
 
