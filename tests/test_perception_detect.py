@@ -241,6 +241,49 @@ def test_sequence_frames_bootstrap_labels(capture):
         SequenceFrames([capture / "ground_truth"], "segmentation")
 
 
+def test_sequence_frames_redraws_parents_and_hidden_hands(capture, tmp_path):
+    """Index i is frame i % len with its own augmentation; a folder of captures stands for them;
+    a keypoint sample of a frame without hand pixels comes from the next frame."""
+    import shutil
+
+    from honnotate.io.cues import read_segmentation, write_segmentation
+
+    seg = SequenceFrames([capture], "segmentation", width=128, height=96)
+    a, b = seg[1], seg[1 + len(seg)]
+    assert not torch.equal(a["image"], b["image"])  # same frame, other augmentation
+    plain = SequenceFrames([capture], "segmentation", width=128, height=96, augment=AugmentConfig(enabled=False))
+    torch.testing.assert_close(plain[1]["image"], plain[1 + 2 * len(plain)]["image"])
+    with pytest.raises(IndexError):
+        seg[-1]
+    # augmented keypoint samples batch with the composites' (same keys), crops colour-jittered
+    from honnotate.perception.data import SyntheticComposites
+
+    crop = CropConfig(size=32)
+    kp = SequenceFrames([capture], "keypoints", crop=crop)
+    syn = SyntheticComposites(CompositeConfig(width=128, height=96, grasps_per_object=1, objects=("sphere",), crop=crop),
+                              "keypoints")
+    assert set(kp[0]) == set(syn[0])
+    torch.utils.data.default_collate([kp[0], syn[0]])
+    assert not torch.equal(kp[0]["image"], kp[len(kp)]["image"])
+    parent = tmp_path / "captures"
+    for name in ("b", "a"):
+        shutil.copytree(capture, parent / name)
+    both = SequenceFrames([parent], "keypoints", crop=CropConfig(size=32), augment=AugmentConfig(enabled=False))
+    assert len(both) == 4 and [it[0].root.name for it in both.items] == ["a", "a", "b", "b"]
+    # hide the hand of frame 0 of capture "a": its sample is frame 1's
+    gt0 = parent / "a" / "ground_truth" / "segmentation" / "0" / "0000.png"
+    labels = read_segmentation(gt0)
+    write_segmentation(gt0, np.where(labels == 2, 0, labels).astype(np.uint8))
+    torch.testing.assert_close(both[0]["heatmaps"], both[1]["heatmaps"])
+    assert not torch.equal(both[1]["heatmaps"], both[2]["heatmaps"])  # capture b, frame 0
+    for name in ("a", "b"):
+        for f in ("0000", "0001"):
+            p = parent / name / "ground_truth" / "segmentation" / "0" / f"{f}.png"
+            write_segmentation(p, np.zeros_like(labels))
+    with pytest.raises(ValueError, match="no frame with hand pixels"):
+        both[3]
+
+
 def test_shipped_weights_find_hand_object_and_joints(tmp_path):
     # the weights shipped in the package (trained by `honnotate train` on generated data) load
     # with weights_only, fit the 10 MB budget, and on a held-out generated frame (a seed, object

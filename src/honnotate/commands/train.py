@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         lr: float = typer.Option(2e-3, help="Peak learning rate (warm-up, cosine decay)."),
         seed: int = typer.Option(0, help="Seed of the data and the initialisation."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
-        data: list[Path] = typer.Option([], "--data", help="Capture folders mixed into the training data (repeatable)."),
+        data: list[Path] = typer.Option([], "--data", help="Capture folders (or folders of them) mixed into the training data (repeatable)."),
         data_fraction: float = typer.Option(0.5, help="Fraction of samples from --data."),
         backgrounds: Path | None = typer.Option(None, help="Folder of background images (PNG/JPEG)."),
         objects: str = typer.Option("", help="Comma-separated built-in objects (default all)."),

@@ -52,6 +52,7 @@ __all__ = [
     "SyntheticComposites",
     "SequenceFrames",
     "augment_affine",
+    "expand_capture_dirs",
     "color_jitter",
     "keypoint_crop",
     "procedural_background",
@@ -626,11 +627,9 @@ class SyntheticComposites(Dataset):
             rng = np.random.default_rng([self.config.seed, i, 1, *extra]) if self.config.augment.enabled else None
             out = to_sample(self.task, s["image"], s["labels"], s["keypoints"], self.config.crop, rng)
             if out is not None:
-                if crop_jitter:  # blur in capture pixels: the crop's zoom times the render's 640-scale
-                    zoom = float(np.sqrt(abs(np.linalg.det(out.pop("affine").numpy()[:, :2]))))
-                    img = color_jitter(out["image"].numpy().transpose(1, 2, 0), np.random.default_rng(
-                        [self.config.seed, i, 2, *extra]), self.config.augment, zoom * self.config.width / 640.0)
-                    out["image"] = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))
+                if crop_jitter:
+                    out = _jitter_crop(out, np.random.default_rng([self.config.seed, i, 2, *extra]),
+                                       self.config.augment, self.config.width)
                 return out
         raise RuntimeError(f"sample {index}: no hand visible in 20 draws; check the CompositeConfig")
 
@@ -644,6 +643,17 @@ class SyntheticComposites(Dataset):
             cached = (key, self.composite(i, jitter=jitter))
             self._last_scene = cached
         return cached[1]
+
+
+def _jitter_crop(sample: dict[str, torch.Tensor], rng: np.random.Generator, augment: AugmentConfig,
+                 width: int) -> dict[str, torch.Tensor]:
+    """Colour jitter of a keypoint sample's crop (20x fewer pixels than the full image); drops
+    ``affine``. ``width``: width of the image the crop was cut from (the blur is in the pixels
+    of a 640-wide capture: the crop's zoom times ``width / 640``)."""
+    zoom = float(np.sqrt(abs(np.linalg.det(sample.pop("affine").numpy()[:, :2]))))
+    img = color_jitter(sample["image"].numpy().transpose(1, 2, 0), rng, augment, zoom * width / 640.0)
+    sample["image"] = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))
+    return sample
 
 
 def _visible(uv: np.ndarray, z: np.ndarray, labels: np.ndarray, depth: np.ndarray, tol: float = 0.02) -> np.ndarray:
@@ -670,8 +680,14 @@ class SequenceFrames(Dataset):
     (u, v, visibility) when present, else ``keypoints2d/`` cues (confidence > 0 = visible).
     Frames without labels are skipped; a folder without any raises FileNotFoundError.
 
+    Any index >= 0 is a sample: index ``i`` is frame ``i % len(self)`` with the augmentation of
+    ``i`` itself, so drawing a frame again with another index gives other crops and colours.
+    A keypoint sample of a frame without hand pixels (the hand hidden in that view) is taken
+    from the next frame that has some.
+
     Args:
-        paths: sequence folders. task: "segmentation" or "keypoints".
+        paths: sequence folders, or folders of sequence folders (every subfolder with an
+            ``rgb/`` folder, in name order). task: "segmentation" or "keypoints".
         width, height: segmentation samples are resized to this size (pixels).
         augment: augmentation (``enabled=False``: resize only). crop: keypoint crops.
         seed: augmentation seed.
@@ -686,7 +702,7 @@ class SequenceFrames(Dataset):
         self.augment, self.crop, self.seed = augment, crop, int(seed)
         self.items: list[tuple[Any, str, str, int, int]] = []
         self._gt_kp: dict[str, np.ndarray] = {}
-        for p in paths:
+        for p in expand_capture_dirs(paths):
             seq = open_sequence(p)
             gt_npz = Path(p) / "ground_truth" / "sequence_gt.npz"
             if gt_npz.is_file():
@@ -731,8 +747,19 @@ class SequenceFrames(Dataset):
         return image, labels, kp
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        image, labels, kp = self.frame(index)
-        rng = np.random.default_rng([self.seed, int(index), 2])
+        if index < 0:
+            raise IndexError(f"sample index must be >= 0, got {index}")
+        n = len(self.items)
+        for step in range(n):
+            out = self._sample((int(index) + step) % n, int(index) + step)
+            if out is not None:
+                return out
+        raise ValueError(f"{', '.join(sorted({str(it[0].root) for it in self.items}))}: no frame with hand pixels "
+                         f"for a keypoint crop")
+
+    def _sample(self, item: int, index: int) -> dict[str, torch.Tensor] | None:
+        image, labels, kp = self.frame(item)
+        rng = np.random.default_rng([self.seed, index, 2])
         H, W = labels.shape
         if self.task == "keypoints":  # crops come from full-size frames; the crop jitter augments
             A, size = np.array([[1.0, 0, 0], [0, 1.0, 0]]), (W, H)
@@ -745,13 +772,20 @@ class SequenceFrames(Dataset):
                 A = np.concatenate([B[:, :2] @ A[:, :2], B[:, :2] @ A[:, 2:] + B[:, 2:]], 1)
         img = warp_image(image, A, size)
         lab = warp_image(labels, A, size, nearest=True)
+        if self.task == "keypoints":  # the colour jitter on the crop, as the composites' keypoint samples
+            out = to_sample(self.task, img, lab, kp, self.crop, rng if self.augment.enabled else None)
+            return _jitter_crop(out, rng, self.augment, W) if out is not None and self.augment.enabled else out
         if self.augment.enabled:
             img = color_jitter(img, rng, self.augment)
-        if kp is not None:
-            kp = kp.copy()
-            kp[:, :2] = apply_affine(A, kp[:, :2])
-        out = to_sample(self.task, img, lab, kp, self.crop, rng if self.augment.enabled else None)
-        if out is None:
-            raise ValueError(f"{self.items[index][0].root}: camera {self.items[index][1]} frame {self.items[index][2]}: "
-                             f"no hand pixels for a keypoint crop")
-        return out
+        return to_sample(self.task, img, lab, kp, self.crop, rng if self.augment.enabled else None)
+
+
+def expand_capture_dirs(paths: list[str | Path]) -> list[Path]:
+    """Capture folders of ``paths``: a folder with an ``rgb/`` folder is a capture; any other
+    folder stands for its subfolders that are captures (name order). A folder that is neither
+    is returned as is (opening it then names what is missing)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        subs = sorted(q for q in p.iterdir() if (q / "rgb").is_dir()) if p.is_dir() and not (p / "rgb").is_dir() else []
+        out.extend(subs or [p])
+    return out

@@ -196,8 +196,8 @@ class _Mixture(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if self.real is not None and len(self.real):
             rng = np.random.default_rng([self.seed, int(index), 3])
-            if rng.random() < self.fraction:
-                return self.real[int(rng.integers(len(self.real)))]
+            if rng.random() < self.fraction:  # a random frame, augmented as sample `index` (see SequenceFrames)
+                return self.real[int(rng.integers(len(self.real))) + len(self.real) * int(index)]
         return self.synthetic[index]
 
 
