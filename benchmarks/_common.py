@@ -22,16 +22,23 @@ BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 
 def machine_description(device: str | torch.device = "cpu") -> str:
-    """One line: CPU model, cores, torch threads, torch version, and the GPU when used."""
+    """One line: CPU model (with its bfloat16 units: AMX, AVX-512 BF16; bf16 training is fast
+    only with AMX), cores, torch threads, torch version, and the GPU when used."""
     cpu = platform.processor() or platform.machine()
+    flags: set[str] = set()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
                     cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
                     break
     except OSError:
         pass
+    bf16 = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16")) if flag in flags]
+    if bf16:
+        cpu += f" ({', '.join(bf16)})"
     desc = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
     if str(device).startswith("cuda") and torch.cuda.is_available():
         desc += f", GPU {torch.cuda.get_device_name(torch.device(device))}"

@@ -89,7 +89,7 @@ def main() -> None:
     body = (f"Machine: {machine_description()}, torch {a.threads} thread(s). Command: "
             f"`python benchmarks/perception_train.py --threads {a.threads}`. Median of {a.steps} AdamW steps "
             "on random inputs (bf16: bfloat16 autocast forward, as `honnotate train --precision bf16`; fast "
-            "where the CPU has AMX or AVX-512 BF16); samples: mean of 10 composites (render, background, "
+            "where the CPU has AMX, slower without: compare the rows on your machine); samples: mean of 10 composites (render, background, "
             "augmentation; keypoints: the 128 px hand crop; 2 crops per composite: 20 crops of 10).\n\n" + "\n".join(rows) + "\n")
     print(body)
     write_section("perception_train", body)

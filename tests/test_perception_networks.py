@@ -223,3 +223,43 @@ def test_mismatched_weights_name_what_differs(tmp_path):
     torch.save({"format": _NotAllowed()}, path)
     with pytest.raises(WeightsError, match="not a readable"):
         load_weights("segmentation", tmp_path)
+
+
+def test_ema_update_is_the_moving_average():
+    from honnotate.perception.train import ema_update
+
+    torch.manual_seed(0)
+    a, b = build_network("keypoints", TINY_KP), build_network("keypoints", TINY_KP)
+    before = {k: v.clone() for k, v in a.state_dict().items()}
+    ema_update(a, b, 0.9)
+    for k, v in a.state_dict().items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, 0.9 * before[k] + 0.1 * b.state_dict()[k])
+
+
+def test_ema_training_exports_the_average_and_resumes_it(tmp_path):
+    """ema > 0: the weights file holds the averaged network (kept in the checkpoint beside the
+    raw one), and a run resumed half-way exports the same average as an uninterrupted one."""
+    from dataclasses import replace
+
+    from honnotate.perception.data import CompositeConfig
+    from honnotate.perception.train import TrainConfig, train
+
+    syn = CompositeConfig(width=64, height=48, objects=("sphere",), grasps_per_object=1, seed=3)
+    syn = replace(syn, crop=replace(syn.crop, size=32))
+    base = dict(task="keypoints", batch=1, lr=3e-3, warmup=1, device="cpu", arch=TINY_KP, synthetic=syn,
+                seed=3, ema=0.5, checkpoint_every=2)
+    train(TrainConfig(**base, out=str(tmp_path / "full"), steps=4))
+    train(TrainConfig(**base, out=str(tmp_path / "half"), steps=2))
+    train(TrainConfig(**base, out=str(tmp_path / "half"), steps=4), resume=True)
+    ck = torch.load(tmp_path / "full" / "keypoints_checkpoint.pt", weights_only=True)
+    full, info = load_weights("keypoints", tmp_path / "full")
+    half, _ = load_weights("keypoints", tmp_path / "half")
+    assert info["train"]["ema"] == 0.5
+    key = "backbone.0.0.weight"
+    torch.testing.assert_close(full.state_dict()[key], ck["ema"][key].half().float())
+    assert not torch.allclose(ck["ema"][key], ck["model"][key])
+    for k, v in full.state_dict().items():
+        torch.testing.assert_close(half.state_dict()[k], v)
+    with pytest.raises(ValueError, match="ema must be in"):
+        TrainConfig(ema=1.0)

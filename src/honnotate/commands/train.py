@@ -37,7 +37,9 @@ def register(app: typer.Typer) -> None:
         init: Path | None = typer.Option(None, "--init", help="Start from these weights (a weights file or folder, "
                                          "e.g. the shipped weights) instead of a random network: fine-tuning."),
         precision: str = typer.Option("fp32", help="fp32, or bf16: mixed precision (the forward pass in bfloat16; "
-                                      "~2.4x faster on CPUs with AMX / AVX-512 BF16 and on recent GPUs)."),
+                                      "~2.4x faster on CPUs with AMX and on recent GPUs; slower on CPUs without AMX)."),
+        ema: float = typer.Option(0.0, help="Decay of a moving average of the weights, exported instead of the last "
+                                             "step's (0: off; 0.999: about the last 1000 steps)."),
         foreground: float | None = typer.Option(None, help="Keypoints: weight of the heatmap peak cells in the loss "
                                                 "(cells weighted by 1 + k * target; default of TrainConfig)."),
         integral: float | None = typer.Option(None, help="Keypoints: weight of the integral-regression coordinate "
@@ -72,7 +74,7 @@ def register(app: typer.Typer) -> None:
             cfg = TrainConfig(task=full, out=str(out), steps=steps, batch=batch, lr=lr, seed=seed, device=device,
                               workers=workers, data=tuple(str(d) for d in data), data_fraction=data_fraction,
                               checkpoint_every=checkpoint_every, synthetic=CompositeConfig(**syn),
-                              init=str(init) if init is not None else None, precision=precision,
+                              init=str(init) if init is not None else None, precision=precision, ema=ema,
                               **{k: v for k, v in (("foreground", foreground), ("integral", integral)) if v is not None})
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None

@@ -17,6 +17,7 @@ an uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -39,7 +40,7 @@ from honnotate.perception.weights import WEIGHTS_FILES, save_weights
 #: Training precisions (:class:`TrainConfig`).
 PRECISIONS = ("fp32", "bf16")
 
-__all__ = ["PRECISIONS", "TrainConfig", "TrainResult", "train", "segmentation_loss", "keypoint_loss", "resolve_device"]
+__all__ = ["PRECISIONS", "TrainConfig", "TrainResult", "train", "ema_update", "segmentation_loss", "keypoint_loss", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,13 @@ class TrainConfig:
     shipped weights: checkpoints are per run folder, weights files travel); its architecture
     must equal ``arch``; foreground, integral: keypoint loss options (:func:`keypoint_loss`);
     precision: "fp32", or "bf16" (mixed precision: the network's forward pass under
-    ``torch.autocast`` in bfloat16, weights, optimiser and loss in float32; on CPUs with AMX or
-    AVX-512 BF16 a step of the keypoint network is ~2.4x faster, see
-    ``benchmarks/perception_train.py``; on CUDA it needs a GPU with bfloat16).
+    ``torch.autocast`` in bfloat16, weights, optimiser and loss in float32; on CPUs with AMX a
+    step of the keypoint network is ~2.4x faster, see ``benchmarks/perception_train.py``, but
+    on one with AVX-512 BF16 and no AMX it was ~1.3x slower than fp32: measure first; on CUDA it needs a GPU with bfloat16); ema: decay of an
+    exponential moving average of the weights (0: off; e.g. 0.999 averages over about the last
+    1000 steps), updated after every step with the decay ``min(ema, (1 + step) / (10 + step))``
+    and exported instead of the raw weights (the averaged network is smoother than the last
+    step's; the checkpoint keeps both).
     """
 
     task: str = "segmentation"
@@ -82,6 +87,7 @@ class TrainConfig:
     foreground: float = 0.0
     integral: float = 0.0
     precision: str = "fp32"
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         if self.task not in ("segmentation", "keypoints"):
@@ -91,6 +97,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1) (0: off), got {self.ema}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
@@ -229,10 +237,22 @@ def _input_spec(cfg: TrainConfig) -> dict[str, Any]:
     return {"crop_size": syn.crop.size, "margin": syn.crop.margin, "stride": 4}
 
 
-def _save_checkpoint(path: Path, model, optim, step: int) -> None:
+def _save_checkpoint(path: Path, model, optim, step: int, ema_model=None) -> None:
     buf = io.BytesIO()
-    torch.save({"step": step, "model": model.state_dict(), "optimizer": optim.state_dict()}, buf)
+    state = {"step": step, "model": model.state_dict(), "optimizer": optim.state_dict()}
+    if ema_model is not None:
+        state["ema"] = ema_model.state_dict()
+    torch.save(state, buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+@torch.no_grad()
+def ema_update(ema_model: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """``ema <- decay * ema + (1 - decay) * model`` for every floating parameter and buffer
+    (in place; the two modules have the same architecture)."""
+    for e, v in zip(ema_model.state_dict().values(), model.state_dict().values(), strict=True):
+        if e.is_floating_point():
+            e.lerp_(v.to(e.dtype), 1.0 - decay)
 
 
 def _plot_losses(csv_path: Path, png_path: Path, title: str) -> None:
@@ -291,6 +311,7 @@ def train(config: TrainConfig, *, resume: bool = False,
     cfg_path, ckpt_path, csv_path = (out / f"{cfg.task}_{name}" for name in ("config.json", "checkpoint.pt", "losses.csv"))
     resolved = cfg.to_dict()
     start = 0
+    ema_state = None
     if resume and ckpt_path.is_file():
         old = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
         defaults = TrainConfig(task=cfg.task).to_dict()  # settings added since the run was saved
@@ -311,6 +332,7 @@ def train(config: TrainConfig, *, resume: bool = False,
         ck = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(ck["model"])
         optim.load_state_dict(ck["optimizer"])
+        ema_state = ck.get("ema")
         start = int(ck["step"])
         if csv_path.is_file():  # drop log rows past the checkpoint (a run killed after it)
             rows = [r for r in csv.DictReader(csv_path.open()) if int(r["step"]) <= start]
@@ -318,6 +340,11 @@ def train(config: TrainConfig, *, resume: bool = False,
             atomic_write_text(csv_path, text)
     if start == 0 or not csv_path.is_file():
         atomic_write_text(csv_path, "step,loss,lr,seconds\n")
+    ema_model = None
+    if cfg.ema > 0:  # the average starts from the initial (or --init, or checkpointed) weights
+        ema_model = copy.deepcopy(model).requires_grad_(False)
+        if start and ema_state is not None:
+            ema_model.load_state_dict(ema_state)
 
     synthetic = SyntheticComposites(cfg.synthetic, cfg.task)
     if cfg.synthetic.objects and cfg.data_fraction < 1.0:
@@ -353,6 +380,8 @@ def train(config: TrainConfig, *, resume: bool = False,
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optim.step()
+            if ema_model is not None:
+                ema_update(ema_model, model, min(cfg.ema, (1 + step) / (10 + step)))
             step += 1
             value = float(loss.detach())
             if not math.isfinite(value):
@@ -362,14 +391,14 @@ def train(config: TrainConfig, *, resume: bool = False,
             if step % cfg.log_every == 0:
                 log.flush()
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                _save_checkpoint(ckpt_path, model, optim, step)
-                _export(out, cfg, model, step, losses)
+                _save_checkpoint(ckpt_path, model, optim, step, ema_model)
+                _export(out, cfg, ema_model or model, step, losses)
             if progress:
                 progress(step, cfg.steps, value)
     finally:
         log.close()
     if step == start:  # nothing to do (resumed a finished run): still export the weights
-        _export(out, cfg, model, step, losses)
+        _export(out, cfg, ema_model or model, step, losses)
     _plot_losses(csv_path, out / f"{cfg.task}_loss.png", f"{cfg.task} ({count_parameters(model) / 1e6:.2f} M parameters)")
     return TrainResult(out=out, weights=out / WEIGHTS_FILES[cfg.task], steps=step, losses=np.asarray(losses))
 
@@ -396,6 +425,6 @@ def _load_init(model: torch.nn.Module, cfg: TrainConfig) -> None:
 def _export(out: Path, cfg: TrainConfig, model, step: int, losses: list[float]) -> Path:
     tail = losses[-20:]
     info = {"steps": step, "seed": cfg.seed, "batch": cfg.batch, "lr": cfg.lr, "init": cfg.init,
-            "final_loss": float(np.mean(tail)) if tail else None, "config": f"{cfg.task}_config.json"}
+            "ema": cfg.ema, "final_loss": float(np.mean(tail)) if tail else None, "config": f"{cfg.task}_config.json"}
     return save_weights(out / WEIGHTS_FILES[cfg.task], cfg.task, model, {**default_arch(cfg.task), **cfg.arch},
                         _input_spec(cfg), info)
