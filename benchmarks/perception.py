@@ -103,12 +103,17 @@ def main() -> int:
     ap.add_argument("--seg-only", action="store_true",
                     help="evaluate the segmentation network alone and only print (a training run's progress)")
     args = ap.parse_args()
+    tta = None
+    if args.tta:
+        try:
+            tta = tuple((float(scale), float(deg)) for scale, deg in (pair.split("/") for pair in args.tta.split(",")))
+        except ValueError:
+            ap.error(f"--tta must list scale/degrees pairs such as 1/0,0.87/0, got {args.tta!r}")
     torch.set_num_threads(args.threads)
     from honnotate.perception.weights import WeightsError
 
     try:
         with tempfile.TemporaryDirectory(prefix="honnotate-perception-bench-") as tmp:
-            tta = tuple(tuple(float(x) for x in pair.split("/")) for pair in args.tta.split(",")) if args.tta else None
             r = evaluate(args.weights, args.sequences, args.frames, args.cameras, Path(tmp), args.seg_only,
                          args.seed_base, tta)
     except WeightsError as exc:
