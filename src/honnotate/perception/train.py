@@ -62,9 +62,9 @@ class TrainConfig:
     step of the keypoint network is ~2.4x faster, see ``benchmarks/perception_train.py``, but
     on one with AVX-512 BF16 and no AMX it was ~1.3x slower than fp32: measure first; on CUDA
     it needs a GPU with bfloat16); ema: decay of an exponential moving average of the weights
-    (0: off; e.g. 0.999 averages over about the last 1000 steps), updated after every step with the decay ``min(ema, (1 + step) / (10 + step))``
-    and exported instead of the raw weights (the averaged network is smoother than the last
-    step's; the checkpoint keeps both).
+    (0: off; e.g. 0.999 averages over about the last 1000 steps), updated after every step
+    with the decay ``min(ema, (1 + step) / (10 + step))`` and exported instead of the raw
+    weights (the averaged network is smoother than the last step's; the checkpoint keeps both).
     """
 
     task: str = "segmentation"
