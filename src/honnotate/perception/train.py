@@ -60,7 +60,7 @@ class TrainConfig:
     precision: "fp32", or "bf16" (mixed precision: the network's forward pass under
     ``torch.autocast`` in bfloat16, weights, optimiser and loss in float32; on CPUs with AMX a
     step of the keypoint network is ~2.4x faster, see ``benchmarks/perception_train.py``, but
-    on one with AVX-512 BF16 and no AMX it was ~1.3x slower than fp32: measure first; on CUDA
+    on one with AVX-512 BF16 and no AMX it was ~1.3x slower than fp32 (one-off): measure first; on CUDA
     it needs a GPU with bfloat16); ema: decay of an exponential moving average of the weights
     (0: off; e.g. 0.999 averages over about the last 1000 steps), updated after every step
     with the decay ``min(ema, (1 + step) / (10 + step))`` and exported instead of the raw
