@@ -8,7 +8,9 @@ camera, and compares with the exact ground truth (``ground_truth/segmentation`` 
 projected joints with visibility in ``ground_truth/sequence_gt.npz``): hand IoU, object IoU
 (pixels summed over all frames, and the per-frame mean), PCK at 10 px on visible joints, mean
 2D error on visible joints (also with one keypoint crop instead of the test-time augmentation, and
-with crops around the true hand mask), and the median wall time per frame (both networks). Writes the
+with crops around the true hand mask), the share of the misses (> 10 px) that land within 10 px of
+another joint of the hand (a finger taken for its neighbour: identity, not precision), and the
+median wall time per frame (both networks). Writes the
 section "perception" of BENCHMARKS.md. Targets (issue 7, fully trained shipped weights): hand
 IoU >= 0.85, object IoU >= 0.90, PCK@10px >= 0.90. The defaults favour scenes over frames per
 scene (hand IoU varies much from scene to scene, little between frames of one).
@@ -44,6 +46,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
     union = np.zeros(3)
     per_frame_iou: dict[int, list[float]] = {1: [], 2: []}
     errors, errors_gt_box, errors_plain, times = [], [], [], []
+    misses = on_other_joint = 0
     for k in range(sequences):
         out = workdir / f"heldout_{k}"
         generate_sequence(out, SynthConfig(frames=frames, cameras=cameras, object=OBJECTS[k % len(OBJECTS)],
@@ -66,7 +69,12 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
                         per_frame_iou[cls].append(i / u)
                 kp_gt = gt["keypoints2d"][t, c]
                 vis = kp_gt[:, 2] > 0
-                errors.extend(np.linalg.norm(d.keypoints[vis, :2] - kp_gt[vis, :2], axis=1).tolist())
+                err = np.linalg.norm(d.keypoints[:, :2] - kp_gt[:, :2], axis=1)
+                errors.extend(err[vis].tolist())
+                for j in np.flatnonzero(vis & (err > 10)):
+                    misses += 1
+                    others = np.delete(kp_gt[:, :2], j, axis=0)  # every other joint, hidden ones too
+                    on_other_joint += int(np.min(np.linalg.norm(others - d.keypoints[j, :2], axis=1)) <= 10)
                 if not seg_only:  # the keypoint network alone: crops around the true hand mask
                     kp_box, _ = det.keypoints(rgb, labels)
                     errors_gt_box.extend(np.linalg.norm(kp_box[vis, :2] - kp_gt[vis, :2], axis=1).tolist())
@@ -79,6 +87,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
         "object_iou_frame": float(np.mean(per_frame_iou[1])) if per_frame_iou[1] else float("nan"),
         "pck10": float(np.mean(errors <= 10)) if errors.size else float("nan"),
         "mean_err": float(np.mean(errors)) if errors.size else float("nan"), "joints": int(errors.size),
+        "misses": misses, "misses_on_other_joint": on_other_joint,
         "pck10_gt_box": float(np.mean(np.asarray(errors_gt_box) <= 10)) if errors_gt_box else float("nan"),
         "pck10_plain": float(np.mean(np.asarray(errors_plain) <= 10)) if errors_plain else float("nan"),
         "tta": det.tta,
@@ -139,6 +148,7 @@ def main() -> int:
         f"| object IoU (all pixels; per-frame mean) | {r['object_iou']:.3f} ({r['object_iou_frame']:.3f}) | >= 0.90 ({ok(r['object_iou'], 0.90)}) |\n"
         f"| PCK@10px, visible joints ({r['joints']}) | {r['pck10']:.3f} | >= 0.90 ({ok(r['pck10'], 0.90)}) |\n"
         f"| mean 2D error, visible joints | {r['mean_err']:.1f} px | |\n"
+        f"| misses (> 10 px) within 10 px of another joint of the hand | {r['misses_on_other_joint']} of {r['misses']} | |\n"
         f"| PCK@10px with crops around the ground-truth hand mask (keypoint network alone) | {r['pck10_gt_box']:.3f} | |\n"
         f"| PCK@10px with one crop (no test-time augmentation) | {r['pck10_plain']:.3f} | |\n"
         f"| inference per frame (both networks, median of {r['images']}) | {r['ms_per_frame']:.0f} ms | |\n"

@@ -194,6 +194,13 @@ def test_train_command_checkpoints_and_resumes(tmp_path):
     assert r.exit_code == 2 and "table_prob must be in [0, 1]" in r.output
     r = runner.invoke(app, [*args, "--steps", "1", "--out", str(tmp_path / "p"), "--precision", "half"])
     assert r.exit_code == 2 and "precision must be one of" in r.output
+    for bad, msg in (("blocks=2", "not KEY=INT"), ("levels", "not KEY=INT"), ("levels=two", "not an integer")):
+        r = runner.invoke(app, [*args, "--steps", "1", "--out", str(tmp_path / "q"), "--arch", bad])
+        assert r.exit_code == 2 and msg in r.output, (bad, r.output)
+    r = runner.invoke(app, [*args, "--steps", "1", "--out", str(tmp_path / "r"), "--arch", "levels=2, base=4"])
+    assert r.exit_code == 0, r.output
+    saved = json.loads((tmp_path / "r" / "segmentation_config.json").read_text())["arch"]
+    assert saved["levels"] == 2 and saved["base"] == 4
 
 
 def test_train_init_starts_from_weights_and_checks_them(tmp_path):
@@ -220,6 +227,21 @@ def test_train_init_starts_from_weights_and_checks_them(tmp_path):
         train(TrainConfig(**{**base, "arch": {**arch, "width": 32}}, out=str(tmp_path / "c"), init=str(tmp_path / "w")))
     with pytest.raises(WeightsError, match="no such"):
         train(TrainConfig(**base, out=str(tmp_path / "d"), init=str(tmp_path / "nowhere")))
+    # a run saved before the architecture key `blocks` existed resumes (it had the default)
+    cfg_a = tmp_path / "a" / "keypoints_config.json"
+    saved = json.loads(cfg_a.read_text())
+    del saved["arch"]["blocks"]
+    cfg_a.write_text(json.dumps(saved))
+    assert train(TrainConfig(**{**base, "steps": 2}, out=str(tmp_path / "a"), init=str(tmp_path / "w")),
+                 resume=True).steps == 2
+    # more backbone blocks than the --init network: grown, the old weights kept
+    train(TrainConfig(**{**base, "arch": {**arch, "blocks": 5}}, out=str(tmp_path / "e"), init=str(tmp_path / "w")))
+    grown, info = load_weights("keypoints", tmp_path / "e")
+    assert info["arch"]["blocks"] == 5
+    for k, v in src.state_dict().items():
+        torch.testing.assert_close(grown.state_dict()[k], v.half().float(), atol=1e-6, rtol=0)
+    x = torch.rand(1, 3, 32, 32)
+    torch.testing.assert_close(grown(x)[-1], got(x)[-1], atol=1e-5, rtol=1e-4)
 
 
 def test_sequence_frames_bootstrap_labels(capture):

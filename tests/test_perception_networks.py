@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from honnotate.perception.networks import build_network, count_parameters, default_arch
+from honnotate.perception.networks import (
+    build_network,
+    count_parameters,
+    default_arch,
+    full_arch,
+    grow_state_dict,
+)
 from honnotate.perception.train import keypoint_loss, segmentation_loss
 from honnotate.perception.weights import WeightsError, load_weights, save_weights
 
@@ -263,3 +269,34 @@ def test_ema_training_exports_the_average_and_resumes_it(tmp_path):
         torch.testing.assert_close(half.state_dict()[k], v)
     with pytest.raises(ValueError, match="ema must be in"):
         TrainConfig(ema=1.0)
+
+
+def test_grown_keypoint_network_computes_what_the_smaller_one_did():
+    """Extra backbone blocks start as the identity; the original blocks keep their weights."""
+    torch.manual_seed(0)
+    small = build_network("keypoints", {**TINY_KP, "blocks": 2})
+    for m in small.modules():  # non-trivial norms, so a wrong copy would show
+        if isinstance(m, torch.nn.GroupNorm):
+            torch.nn.init.normal_(m.weight, 1.0, 0.3)
+            torch.nn.init.normal_(m.bias, 0.0, 0.3)
+    big = build_network("keypoints", {**TINY_KP, "blocks": 5}).eval()
+    big.load_state_dict(grow_state_dict("keypoints", small.state_dict(), {**TINY_KP, "blocks": 2},
+                                        {**TINY_KP, "blocks": 5}))
+    x = torch.rand(2, 3, 32, 32)
+    for a, b in zip(small.eval()(x), big(x), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert count_parameters(big) > count_parameters(small)
+    # after one gradient step the new blocks are no longer the identity (they can learn)
+    opt = torch.optim.SGD(big.parameters(), lr=0.5)
+    big.train()
+    sum(o.square().sum() for o in big(x)).backward()
+    opt.step()
+    assert not torch.equal(big.backbone[3 + 4].body[2].weight, torch.zeros_like(big.backbone[3 + 4].body[2].weight))
+    with pytest.raises(ValueError, match="only more keypoint backbone blocks"):
+        grow_state_dict("keypoints", small.state_dict(), {**TINY_KP, "blocks": 2}, {**TINY_KP, "blocks": 1})
+    with pytest.raises(ValueError, match=r"keys \['blocks', 'width'\]"):
+        grow_state_dict("keypoints", small.state_dict(), {**TINY_KP, "blocks": 2}, {**TINY_KP, "width": 16})
+    # a file written before `blocks` existed had the default three
+    assert full_arch("keypoints", TINY_KP)["blocks"] == 3 == default_arch("keypoints")["blocks"]
+    with pytest.raises(ValueError, match="blocks must be >= 0"):
+        build_network("keypoints", {**TINY_KP, "blocks": -1})

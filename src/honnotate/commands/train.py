@@ -44,6 +44,8 @@ def register(app: typer.Typer) -> None:
                                                 "(cells weighted by 1 + k * target; default of TrainConfig)."),
         integral: float | None = typer.Option(None, help="Keypoints: weight of the integral-regression coordinate "
                                               "term (default of TrainConfig)."),
+        arch: str = typer.Option("", help="Architecture changes, KEY=INT,... (e.g. blocks=6: keypoint backbone "
+                                 "residual blocks; with --init from a network with fewer blocks, it is grown)."),
     ) -> None:
         """Train the segmentation (seg) or the 2D keypoint network; writes weights for `honnotate detect --weights`."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -71,10 +73,12 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter(f"{backgrounds}: no such folder")
             syn["background_dir"] = str(backgrounds)
         try:
+            arch_dict = _parse_arch(full, arch)
             cfg = TrainConfig(task=full, out=str(out), steps=steps, batch=batch, lr=lr, seed=seed, device=device,
                               workers=workers, data=tuple(str(d) for d in data), data_fraction=data_fraction,
                               checkpoint_every=checkpoint_every, synthetic=CompositeConfig(**syn),
                               init=str(init) if init is not None else None, precision=precision, ema=ema,
+                              arch=arch_dict,
                               **{k: v for k, v in (("foreground", foreground), ("integral", integral)) if v is not None})
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
@@ -89,3 +93,22 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(2) from None
         typer.echo(f"trained {full} for {result.steps} steps; weights: {result.weights}; "
                    f"losses: {out / (full + '_losses.csv')}, {out / (full + '_loss.png')}")
+
+
+def _parse_arch(task: str, text: str) -> dict[str, int]:
+    """``"blocks=6,stages=4"`` -> ``{"blocks": 6, "stages": 4}``, keys checked against ``task``'s
+    architecture; ValueError naming the bad item."""
+    from honnotate.perception.networks import default_arch
+
+    known = default_arch(task)
+    out: dict[str, int] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in known:
+            raise ValueError(f"--arch: {item!r} is not KEY=INT with KEY one of {sorted(known)}")
+        try:
+            out[key] = int(value)
+        except ValueError:
+            raise ValueError(f"--arch: {item!r}: {value.strip()!r} is not an integer") from None
+    return out

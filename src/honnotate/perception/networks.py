@@ -25,6 +25,8 @@ __all__ = [
     "build_network",
     "default_arch",
     "count_parameters",
+    "full_arch",
+    "grow_state_dict",
     "TASKS",
     "NUM_CLASSES",
     "NUM_JOINTS",
@@ -137,6 +139,12 @@ class SegmentationNet(nn.Module):
         return self.head(x)
 
 
+#: Dilations of the keypoint backbone's residual blocks, repeated (the first three: the original network).
+_BLOCK_DILATIONS = (1, 2, 4)
+#: Index of the keypoint backbone's first residual block in ``backbone`` (after three convolutions).
+_FIRST_BLOCK = 3
+
+
 class KeypointNet(nn.Module):
     """Multi-stage heatmap network (convolutional pose machine) for 21 hand joints.
 
@@ -145,20 +153,26 @@ class KeypointNet(nn.Module):
         stages: refinement stages (>= 1); every stage outputs heatmaps.
         stage_width: channels inside a stage.
         num_joints: heatmap channels (21, MANO order).
+        blocks: residual blocks of the backbone at stride 4 (dilations 1, 2, 4, 1, 2, 4, ...).
 
-    The heatmaps are at 1/4 of the crop resolution (``stride = 4``).
+    The heatmaps are at 1/4 of the crop resolution (``stride = 4``). A network with more
+    ``blocks`` can start from the weights of one with fewer: :func:`grow_state_dict` (the extra
+    blocks start as the identity, so the grown network computes what the smaller one did).
     """
 
     stride = 4
 
-    def __init__(self, width: int = 64, stages: int = 3, stage_width: int = 64, num_joints: int = NUM_JOINTS) -> None:
+    def __init__(self, width: int = 64, stages: int = 3, stage_width: int = 64, num_joints: int = NUM_JOINTS,
+                 blocks: int = 3) -> None:
         super().__init__()
         if stages < 1:
             raise ValueError(f"stages must be >= 1, got {stages}")
+        if blocks < 0:
+            raise ValueError(f"blocks must be >= 0, got {blocks}")
         self.normalize = _Normalize()
         self.backbone = nn.Sequential(
-            _conv(3, width // 2, stride=2), _conv(width // 2, width // 2),
-            _conv(width // 2, width, stride=2), _Residual(width), _Residual(width, 2), _Residual(width, 4),
+            _conv(3, width // 2, stride=2), _conv(width // 2, width // 2), _conv(width // 2, width, stride=2),
+            *(_Residual(width, _BLOCK_DILATIONS[k % len(_BLOCK_DILATIONS)]) for k in range(blocks)),
         )
         self.stages = nn.ModuleList()
         for s in range(stages):
@@ -187,7 +201,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     # on CPU than at full resolution (benchmarks/perception_train.py: 0.57 vs 2.06 s per step of 8
     # images at 320x240, one thread)
     "segmentation": {"base": 16, "levels": 3, "max_channels": 64, "stem_stride": 2, "refine_channels": 8},
-    "keypoints": {"width": 64, "stages": 3, "stage_width": 64},
+    "keypoints": {"width": 64, "stages": 3, "stage_width": 64, "blocks": 3},
 }
 
 
@@ -196,6 +210,41 @@ def default_arch(task: str) -> dict[str, Any]:
     if task not in _DEFAULTS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     return dict(_DEFAULTS[task])
+
+
+def full_arch(task: str, arch: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``arch`` with the defaults of ``task`` filled in (files written before a key existed
+    name only the keys of their time; the missing ones had the default's value)."""
+    return {**default_arch(task), **(arch or {})}
+
+
+def grow_state_dict(task: str, state: dict[str, torch.Tensor], arch_from: dict[str, Any],
+                    arch_to: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The state dict of a ``task`` network of architecture ``arch_to`` that computes what the
+    network ``state`` (architecture ``arch_from``) computes.
+
+    Only growth in keypoint backbone ``blocks`` is supported: the extra residual blocks get
+    freshly initialised convolutions and a zero scale on their last normalisation, so each adds
+    nothing to its input (which is >= 0 after a ReLU) until training moves that scale.
+
+    Raises:
+        ValueError: the architectures differ otherwise (naming the keys).
+    """
+    a, b = full_arch(task, arch_from), full_arch(task, arch_to)
+    if a == b:
+        return dict(state)
+    diff = sorted(k for k in b if a.get(k) != b[k])
+    if task != "keypoints" or diff != ["blocks"] or b["blocks"] < a["blocks"]:
+        raise ValueError(f"cannot grow a {task} network {a} into {b} (keys {diff}): only more keypoint backbone "
+                         "blocks are supported")
+    grown = build_network(task, b)
+    out = grown.state_dict()
+    out.update({k: v for k, v in state.items()})
+    for k in range(a["blocks"], b["blocks"]):
+        last_norm = f"backbone.{_FIRST_BLOCK + k}.body.2"
+        out[f"{last_norm}.weight"] = torch.zeros_like(out[f"{last_norm}.weight"])
+        out[f"{last_norm}.bias"] = torch.zeros_like(out[f"{last_norm}.bias"])
+    return out
 
 
 def build_network(task: str, arch: dict[str, Any] | None = None) -> nn.Module:

@@ -34,7 +34,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from honnotate.io.files import atomic_write_bytes, atomic_write_text
 from honnotate.perception.crops import pixels_to_cells
 from honnotate.perception.data import CompositeConfig, SequenceFrames, SyntheticComposites
-from honnotate.perception.networks import KeypointNet, build_network, count_parameters, default_arch
+from honnotate.perception.networks import (
+    KeypointNet,
+    build_network,
+    count_parameters,
+    default_arch,
+    full_arch,
+    grow_state_dict,
+)
 from honnotate.perception.weights import WEIGHTS_FILES, save_weights
 
 #: Training precisions (:class:`TrainConfig`).
@@ -56,7 +63,9 @@ class TrainConfig:
     synthetic: the composite settings; init: a weights file (or weights folder) of this task whose
     network starts the run instead of a random initialisation (fine-tuning, or continuing the
     shipped weights: checkpoints are per run folder, weights files travel); its architecture
-    must equal ``arch``; foreground, integral: keypoint loss options (:func:`keypoint_loss`);
+    must equal ``arch``, or have fewer keypoint backbone ``blocks`` (the network is grown,
+    :func:`~honnotate.perception.networks.grow_state_dict`); foreground, integral: keypoint
+    loss options (:func:`keypoint_loss`);
     precision: "fp32", or "bf16" (mixed precision: the network's forward pass under
     ``torch.autocast`` in bfloat16, weights, optimiser and loss in float32; on CPUs with AMX a
     step of the keypoint network is ~2.4x faster, see ``benchmarks/perception_train.py``, but
@@ -315,6 +324,8 @@ def train(config: TrainConfig, *, resume: bool = False,
     if resume and ckpt_path.is_file():
         old = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
         defaults = TrainConfig(task=cfg.task).to_dict()  # settings added since the run was saved
+        if "arch" in old:  # architecture keys added since the run was saved had their default value
+            old["arch"] = full_arch(cfg.task, old["arch"])
         diff = sorted(k for k in resolved if k not in _RESUME_FREE and old.get(k, defaults[k]) != resolved[k])
         if diff:
             raise ValueError(f"{cfg_path}: cannot resume, settings differ from the saved run: {diff}")
@@ -416,10 +427,12 @@ def _load_init(model: torch.nn.Module, cfg: TrainConfig) -> None:
     if not path.exists():
         raise WeightsError(f"{path}: no such weights file or folder (--init)")
     net, info = load_weights(cfg.task, folder)
-    arch = {**default_arch(cfg.task), **cfg.arch}
-    if info.get("arch") != arch:
-        raise WeightsError(f"{path}: its {cfg.task} architecture {info.get('arch')} differs from this run's {arch}")
-    model.load_state_dict(net.state_dict())
+    try:
+        state = grow_state_dict(cfg.task, net.state_dict(), info.get("arch") or {}, cfg.arch)
+    except ValueError as exc:
+        raise WeightsError(f"{path}: its {cfg.task} architecture {full_arch(cfg.task, info.get('arch'))} differs "
+                           f"from this run's {full_arch(cfg.task, cfg.arch)} ({exc})") from None
+    model.load_state_dict(state)
 
 
 def _export(out: Path, cfg: TrainConfig, model, step: int, losses: list[float]) -> Path:
