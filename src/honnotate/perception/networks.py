@@ -239,7 +239,7 @@ def grow_state_dict(task: str, state: dict[str, torch.Tensor], arch_from: dict[s
                          "blocks are supported")
     grown = build_network(task, b)
     out = grown.state_dict()
-    out.update({k: v for k, v in state.items()})
+    out.update(state)
     for k in range(a["blocks"], b["blocks"]):
         last_norm = f"backbone.{_FIRST_BLOCK + k}.body.2"
         out[f"{last_norm}.weight"] = torch.zeros_like(out[f"{last_norm}.weight"])
@@ -253,11 +253,10 @@ def build_network(task: str, arch: dict[str, Any] | None = None) -> nn.Module:
     Raises:
         ValueError: unknown task or architecture key.
     """
-    full = default_arch(task)
-    unknown = set(arch or {}) - set(full)
+    unknown = set(arch or {}) - set(default_arch(task))
     if unknown:
-        raise ValueError(f"unknown {task} architecture keys {sorted(unknown)}; expected {sorted(full)}")
-    full.update(arch or {})
+        raise ValueError(f"unknown {task} architecture keys {sorted(unknown)}; expected {sorted(default_arch(task))}")
+    full = full_arch(task, arch)
     return SegmentationNet(**full) if task == "segmentation" else KeypointNet(**full)
 
 

@@ -38,7 +38,6 @@ from honnotate.perception.networks import (
     KeypointNet,
     build_network,
     count_parameters,
-    default_arch,
     full_arch,
     grow_state_dict,
 )
@@ -114,7 +113,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["data"] = list(self.data)
-        d["arch"] = {**default_arch(self.task), **self.arch}
+        d["arch"] = full_arch(self.task, self.arch)
         return json.loads(json.dumps(d))  # tuples -> lists, as written to JSON
 
 
@@ -439,5 +438,5 @@ def _export(out: Path, cfg: TrainConfig, model, step: int, losses: list[float]) 
     tail = losses[-20:]
     info = {"steps": step, "seed": cfg.seed, "batch": cfg.batch, "lr": cfg.lr, "init": cfg.init,
             "ema": cfg.ema, "final_loss": float(np.mean(tail)) if tail else None, "config": f"{cfg.task}_config.json"}
-    return save_weights(out / WEIGHTS_FILES[cfg.task], cfg.task, model, {**default_arch(cfg.task), **cfg.arch},
+    return save_weights(out / WEIGHTS_FILES[cfg.task], cfg.task, model, full_arch(cfg.task, cfg.arch),
                         _input_spec(cfg), info)
