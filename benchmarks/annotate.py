@@ -136,8 +136,10 @@ def _targets_table(results: dict) -> str:
     return "\n".join(rows)
 
 
-def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path | None) -> None:
-    """Final accuracy of each case annotated with each cue source (section annotate_cues)."""
+def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path | None, reuse: bool = False) -> None:
+    """Final accuracy of each case annotated with each cue source (section annotate_cues); with
+    ``reuse``, outputs in ``work`` annotated with the same configuration are kept (delete a cue
+    source's capture folder, e.g. ``<case>_<frames>_detected``, to detect and annotate it again)."""
     rows = ["| capture | cues | hand MPJPE mm (after hand_init) | object ADD mm | object ADD-S mm | frames flagged | "
             "s/frame |", "|---|---|---|---|---|---|---|"]
     for name in cases:
@@ -151,7 +153,7 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
             variants.append(("detected", {"hand_init": {"consensus_px": 0.0}}, "_no_consensus",
                              "detected, no keypoint consensus"))
         for cues, override, tag, label in variants:
-            s = run_case(work, name, n, override, tag, cues=cues, weights=weights)
+            s = run_case(work, name, n, override, tag, cues=cues, weights=weights, reuse=reuse)
             acc = s["accuracy"]["final"]
             rows.append(f"| {name} ({CASES[name][0]} cam, {CASES[name][1]}, {n} frames) | {label} | "
                         f"{acc['hand_mpjpe_mm']['mean']:.2f} ({s['accuracy']['hand_init']['hand_mpjpe_mm']['mean']:.1f}) | "
@@ -167,7 +169,8 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
             "with the degraded and the detected cues and the multi-view keypoint consensus off "
             "(`hand_init.consensus_px` 0; 15 px by default). Errors against the "
             "generator's ground truth, means over frames. Command: `python benchmarks/annotate.py --compare-cues "
-            f"--cases {','.join(cases)}{f' --frames {frames}' if frames else ''}`.\n\n" + "\n".join(rows) + "\n")
+            f"--cases {','.join(cases)}{f' --frames {frames}' if frames else ''}{' --reuse' if reuse else ''}`.\n\n"
+            + "\n".join(rows) + "\n")
     print(body)
     write_section("annotate_cues", body)
 
@@ -190,7 +193,7 @@ def main() -> None:
     work = a.work or Path(tempfile.mkdtemp(prefix="honnotate_bench_"))
     work.mkdir(parents=True, exist_ok=True)
     if a.compare_cues:
-        compare_cues(work, a.cases.split(","), a.frames, a.weights)
+        compare_cues(work, a.cases.split(","), a.frames, a.weights, a.reuse)
         return
     parts = [f"Machine: {machine_description()}. Generated captures (640x480, degraded cues: 2.5 px keypoint noise, "
              "5% outliers, eroded/dilated masks, under-segmented fingertips; structured-light depth noise), automatic "

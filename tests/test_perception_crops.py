@@ -11,6 +11,7 @@ from honnotate.perception.crops import (
     crop_transform,
     decode_heatmaps,
     fuse_heatmaps,
+    hand_box_candidates,
     hand_box_from_mask,
     heatmap_targets,
     invert_affine,
@@ -92,6 +93,29 @@ def test_hand_box_keeps_fingers_beyond_an_occluder_and_drops_far_blobs():
     assert hand_box_from_mask(mask, reach=0.5) == pytest.approx((119.5, 99.5, 40.0))
     mask[0:10, 380:400] = True  # a false hand blob 170 px away (> 2 sides): not the same hand
     assert hand_box_from_mask(mask) == pytest.approx((cu, cv, side))
+
+
+def test_hand_box_candidates_offer_each_large_region_alone_and_with_its_neighbours():
+    mask = np.zeros((300, 400), bool)
+    mask[100:160, 0:120] = True  # a skin-coloured table edge taken for hand: the largest region, 120 x 60
+    mask[110:150, 150:190] = True  # the hand, 40 x 40, within reach of the table
+    mask[120:130, 200:210] = True  # fingertips past an occluder, 10 x 10
+    first = hand_box_from_mask(mask)
+    cands = hand_box_candidates(mask)
+    assert cands[0] == pytest.approx(first)  # the default box comes first
+    assert (169.5, 129.5, 40.0) in cands  # the hand alone
+    assert (179.5, 129.5, 60.0) in cands  # the hand and its fingertips (the table 31 px away: within 2 sides)
+    assert (59.5, 129.5, 120.0) in cands  # the table alone
+    assert len(cands) == len(set(cands))
+    # the fingertips' region is under min_fraction of the largest: never a seed
+    assert all(c[2] != 10.0 for c in cands)
+    # one region: one candidate, the default box; none: none
+    single = np.zeros((50, 50), bool)
+    single[10:20, 10:30] = True
+    assert hand_box_candidates(single) == [hand_box_from_mask(single)]
+    assert hand_box_candidates(np.zeros((10, 10), bool)) == []
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        hand_box_candidates(np.zeros((2, 10, 10), bool))
 
 
 def _crop_heatmaps(points_img, maps, size=128, stride=4, sigma=1.5):

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from honnotate.cli import app
 from honnotate.io.sequence import open_sequence
+from honnotate.perception.crops import hand_box_from_mask
 from honnotate.perception.data import AugmentConfig, CompositeConfig, CropConfig, SequenceFrames
 from honnotate.perception.detect import Detector, detect_sequence
 from honnotate.perception.networks import build_network, default_arch
@@ -124,6 +125,34 @@ def test_tta_crops_fuse_in_the_first_crop(capture, weights):
     for bad in ((), ((0.0, 0.0),)):
         with pytest.raises(ValueError, match="tta must list"):
             Detector(weights, "cpu", tta=bad)
+
+
+def test_detector_chooses_the_box_with_the_most_confident_keypoints(weights):
+    """A large false hand region (a skin-coloured table) must not take the crop: among the
+    candidate boxes the one whose crop gives the highest heatmap peaks wins."""
+
+    class _BrightIsConfident(torch.nn.Module):  # heatmap peaks = the crop's mean brightness
+        stride = 4
+
+        def forward(self, x):
+            b, _, h, w = x.shape
+            hm = torch.zeros(b, 21, h // 4, w // 4)
+            hm[:, :, h // 8, w // 8] = x.mean((1, 2, 3))[:, None]
+            return [hm]
+
+    rgb = np.zeros((240, 320, 3), np.uint8)
+    labels = np.zeros((240, 320), np.uint8)
+    labels[20:100, 10:110] = 2  # the false region: largest, dark
+    labels[150:200, 230:280] = 2  # the hand: smaller, bright, within reach of the false region (one default box)
+    rgb[150:200, 230:280] = 255
+    det = Detector(weights, "cpu")
+    det.kp = _BrightIsConfident()
+    _, box = det.keypoints(rgb, labels)
+    assert box == pytest.approx((254.5, 174.5, 50.0))  # the hand alone
+    largest = Detector(weights, "cpu", choose_box=False)
+    largest.kp = _BrightIsConfident()
+    _, box0 = largest.keypoints(rgb, labels)
+    assert box0 == pytest.approx(hand_box_from_mask(labels == 2)) and box0[2] == 270.0
 
 
 def test_segmentation_only_detector(capture, weights, tmp_path):
@@ -242,6 +271,20 @@ def test_train_init_starts_from_weights_and_checks_them(tmp_path):
         torch.testing.assert_close(grown.state_dict()[k], v.half().float(), atol=1e-6, rtol=0)
     x = torch.rand(1, 3, 32, 32)
     torch.testing.assert_close(grown(x)[-1], got(x)[-1], atol=1e-5, rtol=1e-4)
+    # the command line starts from the --init network's architecture; --arch changes it (here: a
+    # context branch added), and the next run from those weights keeps it without --arch
+    runner = CliRunner()
+    cli = ["train", "keypoints", "--steps", "1", "--batch", "1", "--lr", "1e-9", "--size", "64x48", "--objects",
+           "sphere", "--grasps-per-object", "1", "--device", "cpu"]
+    r = runner.invoke(app, [*cli, "--out", str(tmp_path / "f"), "--init", str(tmp_path / "e"),
+                            "--arch", "context=1,context_width=16"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, [*cli, "--out", str(tmp_path / "g"), "--init", str(tmp_path / "f" / "keypoints.pt")])
+    assert r.exit_code == 0, r.output
+    with_context, info = load_weights("keypoints", tmp_path / "g")
+    assert {k: info["arch"][k] for k in ("width", "blocks", "context", "context_width")} == \
+        {"width": 16, "blocks": 5, "context": 1, "context_width": 16}
+    torch.testing.assert_close(with_context(x)[-1], got(x)[-1], atol=1e-4, rtol=1e-3)
 
 
 def test_sequence_frames_bootstrap_labels(capture):

@@ -292,7 +292,7 @@ def test_grown_keypoint_network_computes_what_the_smaller_one_did():
     sum(o.square().sum() for o in big(x)).backward()
     opt.step()
     assert not torch.equal(big.backbone[3 + 4].body[2].weight, torch.zeros_like(big.backbone[3 + 4].body[2].weight))
-    with pytest.raises(ValueError, match="only more keypoint backbone blocks"):
+    with pytest.raises(ValueError, match="only more keypoint backbone blocks and a context"):
         grow_state_dict("keypoints", small.state_dict(), {**TINY_KP, "blocks": 2}, {**TINY_KP, "blocks": 1})
     with pytest.raises(ValueError, match=r"keys \['blocks', 'width'\]"):
         grow_state_dict("keypoints", small.state_dict(), {**TINY_KP, "blocks": 2}, {**TINY_KP, "width": 16})
@@ -300,3 +300,36 @@ def test_grown_keypoint_network_computes_what_the_smaller_one_did():
     assert full_arch("keypoints", TINY_KP)["blocks"] == 3 == default_arch("keypoints")["blocks"]
     with pytest.raises(ValueError, match="blocks must be >= 0"):
         build_network("keypoints", {**TINY_KP, "blocks": -1})
+
+
+def test_context_branch_grows_as_the_identity_and_learns():
+    """A stride-16 context branch added to a network without one changes nothing at first, then
+    trains; a branch cannot be regrown into another one."""
+    torch.manual_seed(1)
+    small = build_network("keypoints", TINY_KP)
+    for m in small.modules():
+        if isinstance(m, torch.nn.GroupNorm):
+            torch.nn.init.normal_(m.weight, 1.0, 0.3)
+            torch.nn.init.normal_(m.bias, 0.0, 0.3)
+    arch = {**TINY_KP, "blocks": 4, "context": 2, "context_width": 16}
+    big = build_network("keypoints", arch).eval()
+    big.load_state_dict(grow_state_dict("keypoints", small.state_dict(), TINY_KP, arch))
+    for size in (32, 36, 44):  # crops that are not multiples of 16: the branch's output is resized
+        x = torch.rand(2, 3, size, size)
+        for a, b in zip(small.eval()(x), big(x), strict=True):
+            assert a.shape == b.shape == (2, 21, size // 4, size // 4)
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert count_parameters(big) > count_parameters(small)
+    opt = torch.optim.SGD(big.parameters(), lr=0.5)
+    big.train()
+    sum(o.square().sum() for o in big(torch.rand(2, 3, 32, 32))).backward()
+    opt.step()
+    assert big.context.up[1].weight.abs().sum() > 0  # the branch's output scale moved off zero
+    x = torch.rand(1, 3, 32, 32)
+    assert not torch.allclose(small.eval()(x)[-1], big.eval()(x)[-1])
+    with pytest.raises(ValueError, match="context branch where there was none"):
+        grow_state_dict("keypoints", big.state_dict(), arch, {**arch, "context": 3})
+    # files written before the branch existed have none
+    assert full_arch("keypoints", TINY_KP)["context"] == 0 and build_network("keypoints", TINY_KP).context is None
+    with pytest.raises(ValueError, match="context must be >= 0"):
+        build_network("keypoints", {**TINY_KP, "context": -1})

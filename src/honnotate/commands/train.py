@@ -44,8 +44,9 @@ def register(app: typer.Typer) -> None:
                                                 "(cells weighted by 1 + k * target; default of TrainConfig)."),
         integral: float | None = typer.Option(None, help="Keypoints: weight of the integral-regression coordinate "
                                               "term (default of TrainConfig)."),
-        arch: str = typer.Option("", help="Architecture changes, KEY=INT,... (e.g. blocks=6: keypoint backbone "
-                                 "residual blocks; with --init from a network with fewer blocks, it is grown)."),
+        arch: str = typer.Option("", help="Architecture changes, KEY=INT,... to the defaults or, with --init, to the "
+                                 "init network's architecture (e.g. blocks=6: keypoint backbone residual blocks; "
+                                 "context=2: a stride-16 context branch; the init network is grown to them)."),
     ) -> None:
         """Train the segmentation (seg) or the 2D keypoint network; writes weights for `honnotate detect --weights`."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -73,7 +74,7 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter(f"{backgrounds}: no such folder")
             syn["background_dir"] = str(backgrounds)
         try:
-            arch_dict = _parse_arch(full, arch)
+            arch_dict = {**(_init_arch(full, init) if init is not None else {}), **_parse_arch(full, arch)}
             cfg = TrainConfig(task=full, out=str(out), steps=steps, batch=batch, lr=lr, seed=seed, device=device,
                               workers=workers, data=tuple(str(d) for d in data), data_fraction=data_fraction,
                               checkpoint_every=checkpoint_every, synthetic=CompositeConfig(**syn),
@@ -93,6 +94,16 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(2) from None
         typer.echo(f"trained {full} for {result.steps} steps; weights: {result.weights}; "
                    f"losses: {out / (full + '_losses.csv')}, {out / (full + '_loss.png')}")
+
+
+def _init_arch(task: str, init: Path) -> dict[str, int]:
+    """The architecture of the ``--init`` weights (empty when they do not load: the run then says why)."""
+    from honnotate.perception.weights import WeightsError, load_weights
+
+    try:
+        return dict(load_weights(task, init if init.is_dir() else init.parent)[1].get("arch") or {})
+    except (WeightsError, OSError):
+        return {}
 
 
 def _parse_arch(task: str, text: str) -> dict[str, int]:

@@ -15,6 +15,7 @@ import torch
 
 __all__ = [
     "hand_box_from_mask",
+    "hand_box_candidates",
     "crop_transform",
     "apply_affine",
     "invert_affine",
@@ -45,27 +46,63 @@ def hand_box_from_mask(hand_mask: np.ndarray, *, min_pixels: int = 20,
         ``(cu, cv, side)``: box centre and side in pixels (side = longest extent of the region,
         at least 8 px), or None when no region is large enough.
     """
+    regions = _hand_regions(hand_mask, min_pixels)
+    if not regions:
+        return None
+    return _box_near(regions, 0, reach)
+
+
+def hand_box_candidates(hand_mask: np.ndarray, *, min_pixels: int = 20, reach: float = 2.0, seeds: int = 3,
+                        min_fraction: float = 0.2) -> list[tuple[float, float, float]]:
+    """Boxes that may hold the hand, for a detector to choose among (by its keypoints' confidence).
+
+    A skin-coloured table or wall segmented as hand can be the largest region, or lie within
+    reach of the hand and stretch its box. For each of the ``seeds`` largest regions of at least
+    ``min_fraction`` of the largest one's pixels, largest first: the box of the region and the
+    regions within ``reach`` (:func:`hand_box_from_mask`'s rule, so its box comes first), within
+    half its longest side (``0.5 * min(reach, 1)``; the earlier rule), and of the region alone. Duplicates are dropped.
+
+    Args:
+        hand_mask: (H, W) bool. min_pixels, reach: as in :func:`hand_box_from_mask`.
+        seeds: largest regions tried as the hand. min_fraction: of the largest region's pixels.
+
+    Returns:
+        list of ``(cu, cv, side)`` (empty when no region is large enough).
+    """
+    regions = _hand_regions(hand_mask, min_pixels)
+    out: list[tuple[float, float, float]] = []
+    for k in range(min(seeds, len(regions))):
+        if k and regions[k][4] < min_fraction * regions[0][4]:
+            break
+        for r in (reach, 0.5 * min(reach, 1.0), None):
+            box = _box_near(regions, k, r)
+            if box not in out:
+                out.append(box)
+    return out
+
+
+def _hand_regions(hand_mask: np.ndarray, min_pixels: int) -> list[tuple[int, int, int, int, int]]:
+    """Connected regions of at least ``min_pixels`` as (x, y, w, h, area), largest first."""
     import cv2
 
     mask = np.asarray(hand_mask)
     if mask.ndim != 2:
         raise ValueError(f"hand_mask must be (H, W), got shape {mask.shape}")
-    n, comp, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return None
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    best = int(np.argmax(areas)) + 1
-    if areas[best - 1] < min_pixels:
-        return None
-    # Keep regions close to the largest one too (fingers split off by an occluding object).
-    x, y, w, h = (int(stats[best, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    regions = [tuple(int(v) for v in stats[k, :5]) for k in range(1, n) if stats[k, cv2.CC_STAT_AREA] >= min_pixels]
+    return sorted(regions, key=lambda r: -r[4])
+
+
+def _box_near(regions: list[tuple[int, int, int, int, int]], seed: int,
+              reach: float | None) -> tuple[float, float, float]:
+    """Square box around region ``seed`` and every region whose bounding box comes within
+    ``reach`` times the seed's longest side of the seed's box (None: the seed alone)."""
+    x, y, w, h, _ = regions[seed]
     x0, y0, x1, y1 = x, y, x + w - 1, y + h - 1
-    reach = reach * max(w, h)
-    for k in range(1, n):
-        if k == best or stats[k, cv2.CC_STAT_AREA] < min_pixels:
-            continue
-        kx, ky, kw, kh = (int(stats[k, s]) for s in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
-        if kx <= x1 + reach and kx + kw - 1 >= x0 - reach and ky <= y1 + reach and ky + kh - 1 >= y0 - reach:
+    reach_px = -1.0 if reach is None else reach * max(w, h)
+    for k, (kx, ky, kw, kh, _) in enumerate(regions):
+        near = kx <= x1 + reach_px and kx + kw - 1 >= x0 - reach_px and ky <= y1 + reach_px and ky + kh - 1 >= y0 - reach_px
+        if reach is not None and k != seed and near:
             x0, y0, x1, y1 = min(x0, kx), min(y0, ky), max(x1, kx + kw - 1), max(y1, ky + kh - 1)
     side = max(x1 - x0 + 1, y1 - y0 + 1, 8)
     return 0.5 * (x0 + x1), 0.5 * (y0 + y1), float(side)

@@ -3,7 +3,7 @@
 * :class:`SegmentationNet`: a compact U-Net (GroupNorm, so batch size and train/eval modes do
   not change its output statistics) giving per-pixel logits for background / object / hand.
 * :class:`KeypointNet`: a convolutional pose machine on a square hand crop: a stride-4
-  residual backbone, then ``stages`` stages that each refine 21 heatmaps from the backbone
+  residual backbone (optionally with a stride-16 context branch), then ``stages`` stages that each refine 21 heatmaps from the backbone
   features and the previous stage's heatmaps (intermediate supervision on every stage).
   The confidence of a joint is its heatmap peak (targets peak at 1 for visible joints).
 
@@ -145,6 +145,24 @@ _BLOCK_DILATIONS = (1, 2, 4)
 _FIRST_BLOCK = 3
 
 
+class _Context(nn.Module):
+    """Context of the whole crop for the stride-4 features: two stride-2 convolutions (stride 16:
+    8 x 8 cells for a 128-pixel crop), ``blocks`` residual blocks there, a 1 x 1 projection back
+    to the features' channels, upsampled and added to the (non-negative) features before a ReLU.
+    The projection's normalisation scale and shift at zero make it the identity."""
+
+    def __init__(self, ch: int, width: int, blocks: int) -> None:
+        super().__init__()
+        self.down = nn.Sequential(_conv(ch, width, stride=2), _conv(width, width, stride=2))
+        self.blocks = nn.Sequential(*(_Residual(width) for _ in range(blocks)))
+        self.up = nn.Sequential(nn.Conv2d(width, ch, 1, bias=False), _norm(ch))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.up(self.blocks(self.down(x)))
+        y = nn.functional.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.relu(x + y)
+
+
 class KeypointNet(nn.Module):
     """Multi-stage heatmap network (convolutional pose machine) for 21 hand joints.
 
@@ -154,6 +172,8 @@ class KeypointNet(nn.Module):
         stage_width: channels inside a stage.
         num_joints: heatmap channels (21, MANO order).
         blocks: residual blocks of the backbone at stride 4 (dilations 1, 2, 4, 1, 2, 4, ...).
+        context: residual blocks of a context branch at stride 16 whose output is added to the
+            backbone features (0: no branch). context_width: its channels.
 
     The heatmaps are at 1/4 of the crop resolution (``stride = 4``). A network with more
     ``blocks`` can start from the weights of one with fewer: :func:`grow_state_dict` (the extra
@@ -163,17 +183,21 @@ class KeypointNet(nn.Module):
     stride = 4
 
     def __init__(self, width: int = 64, stages: int = 3, stage_width: int = 64, num_joints: int = NUM_JOINTS,
-                 blocks: int = 3) -> None:
+                 blocks: int = 3, context: int = 0, context_width: int = 128) -> None:
         super().__init__()
         if stages < 1:
             raise ValueError(f"stages must be >= 1, got {stages}")
         if blocks < 0:
             raise ValueError(f"blocks must be >= 0, got {blocks}")
+        if context < 0 or context_width < 1:
+            raise ValueError(f"context must be >= 0 and context_width >= 1, got {context}, {context_width}")
         self.normalize = _Normalize()
         self.backbone = nn.Sequential(
             _conv(3, width // 2, stride=2), _conv(width // 2, width // 2), _conv(width // 2, width, stride=2),
             *(_Residual(width, _BLOCK_DILATIONS[k % len(_BLOCK_DILATIONS)]) for k in range(blocks)),
         )
+        # stride-16 context (0: none; files written before it existed have none)
+        self.context = _Context(width, context_width, context) if context else None
         self.stages = nn.ModuleList()
         for s in range(stages):
             cin = width + (num_joints if s else 0)
@@ -187,6 +211,8 @@ class KeypointNet(nn.Module):
         """(B, 3, S, S) float RGB crops in [0, 1] -> list (one per stage) of (B, 21, S/4, S/4) heatmaps."""
         _check_image(crop, self.stride)
         feats = self.backbone(self.normalize(crop))
+        if self.context is not None:
+            feats = self.context(feats)
         out = []
         x = feats
         for stage in self.stages:
@@ -201,7 +227,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     # on CPU than at full resolution (benchmarks/perception_train.py: 0.57 vs 2.06 s per step of 8
     # images at 320x240, one thread)
     "segmentation": {"base": 16, "levels": 3, "max_channels": 64, "stem_stride": 2, "refine_channels": 8},
-    "keypoints": {"width": 64, "stages": 3, "stage_width": 64, "blocks": 3},
+    "keypoints": {"width": 64, "stages": 3, "stage_width": 64, "blocks": 3, "context": 0, "context_width": 128},
 }
 
 
@@ -223,9 +249,10 @@ def grow_state_dict(task: str, state: dict[str, torch.Tensor], arch_from: dict[s
     """The state dict of a ``task`` network of architecture ``arch_to`` that computes what the
     network ``state`` (architecture ``arch_from``) computes.
 
-    Only growth in keypoint backbone ``blocks`` is supported: the extra residual blocks get
-    freshly initialised convolutions and a zero scale on their last normalisation, so each adds
-    nothing to its input (which is >= 0 after a ReLU) until training moves that scale.
+    Only keypoint networks grow: more backbone ``blocks``, and a ``context`` branch added to a
+    network without one (any ``context_width``). The extra residual blocks and the branch get
+    freshly initialised convolutions and a zero scale and shift on their last normalisation, so
+    each adds nothing to its input (which is >= 0 after a ReLU) until training moves that scale.
 
     Raises:
         ValueError: the architectures differ otherwise (naming the keys).
@@ -234,16 +261,20 @@ def grow_state_dict(task: str, state: dict[str, torch.Tensor], arch_from: dict[s
     if a == b:
         return dict(state)
     diff = sorted(k for k in b if a.get(k) != b[k])
-    if task != "keypoints" or diff != ["blocks"] or b["blocks"] < a["blocks"]:
+    context_ok = a["context"] == 0 or (a["context"], a["context_width"]) == (b["context"], b["context_width"])
+    if (task != "keypoints" or not set(diff) <= {"blocks", "context", "context_width"}
+            or b["blocks"] < a["blocks"] or not context_ok):
         raise ValueError(f"cannot grow a {task} network {a} into {b} (keys {diff}): only more keypoint backbone "
-                         "blocks are supported")
+                         "blocks and a context branch where there was none are supported")
     grown = build_network(task, b)
     out = grown.state_dict()
     out.update(state)
-    for k in range(a["blocks"], b["blocks"]):
-        last_norm = f"backbone.{_FIRST_BLOCK + k}.body.2"
-        out[f"{last_norm}.weight"] = torch.zeros_like(out[f"{last_norm}.weight"])
-        out[f"{last_norm}.bias"] = torch.zeros_like(out[f"{last_norm}.bias"])
+    zero = [f"backbone.{_FIRST_BLOCK + k}.body.2" for k in range(a["blocks"], b["blocks"])]
+    if a["context"] == 0 and b["context"] > 0:
+        zero.append("context.up.1")
+    for norm in zero:
+        out[f"{norm}.weight"] = torch.zeros_like(out[f"{norm}.weight"])
+        out[f"{norm}.bias"] = torch.zeros_like(out[f"{norm}.bias"])
     return out
 
 
