@@ -37,8 +37,8 @@ __all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "TTA_DEF
 #: Test-time augmentation of the keypoint network: (crop scale, rotation in degrees) of each
 #: crop whose heatmaps are averaged. Three rotations (kp10 weights, PCK@10px on 40 frames of 20
 #: generated scenes other than the benchmark's, ``benchmarks/perception.py --seed-base 2000
-#: [--tta ...]``): one crop 0.786, three rotations 0.814, three scales (1, 0.87, 1.15; the
-#: earlier default) 0.797; three keypoint network passes.
+#: [--tta ...]``, before the detector chose among hand boxes): one crop 0.786, three rotations
+#: 0.814, three scales (1, 0.87, 1.15; the earlier default) 0.797; three keypoint network passes.
 TTA_DEFAULT: tuple[tuple[float, float], ...] = ((1.0, 0.0), (1.0, -20.0), (1.0, 20.0))
 
 
