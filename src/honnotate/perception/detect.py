@@ -117,14 +117,12 @@ class Detector:
         mask = np.asarray(labels) == 2
         image = rgb.astype(np.float32) / 255.0
         boxes = hand_box_candidates(mask) if self.choose_box else [hand_box_from_mask(mask)]
-        box = self._choose_box(image, boxes) if len(boxes) > 1 and self.kp is not None else boxes[0] if boxes else None
-        if box is None or self.kp is None:
+        if self.kp is None or not boxes or boxes[0] is None:
             return np.zeros((21, 3), np.float32), None
+        box = self._choose_box(image, boxes) if len(boxes) > 1 else boxes[0]
         maps = [crop_transform(box[0], box[1], box[2] * self.margin * scale, self.crop_size, angle=np.deg2rad(angle))
                 for scale, angle in self.tta]
-        crops = np.stack([warp_image(image, A, (self.crop_size, self.crop_size), border="constant") for A in maps])
-        x = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).to(self.device)
-        hm = self.kp(x)[-1]
+        hm = self._heatmaps(image, maps)
         stride = self.kp.stride
         if len(maps) > 1:  # fused on a 2x finer grid of the first crop
             hm, stride = fuse_heatmaps(hm, maps, maps[0], stride, up=2)[None], stride / 2
@@ -133,11 +131,14 @@ class Detector:
         conf = np.clip(kp[:, 2], 0.0, 1.0)
         return np.concatenate([uv, conf[:, None]], 1).astype(np.float32), box
 
+    def _heatmaps(self, image: np.ndarray, maps: list[np.ndarray]) -> torch.Tensor:
+        """(H, W, 3) float32 image, crop maps (2, 3) -> last-stage heatmaps (len(maps), 21, S/4, S/4)."""
+        crops = np.stack([warp_image(image, A, (self.crop_size, self.crop_size), border="constant") for A in maps])
+        return self.kp(torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).to(self.device))[-1]
+
     def _choose_box(self, image: np.ndarray, boxes: list[tuple[float, float, float]]) -> tuple[float, float, float]:
         """The box whose single crop gives the highest mean keypoint confidence (heatmap peak)."""
-        maps = [crop_transform(b[0], b[1], b[2] * self.margin, self.crop_size) for b in boxes]
-        crops = np.stack([warp_image(image, A, (self.crop_size, self.crop_size), border="constant") for A in maps])
-        hm = self.kp(torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).to(self.device))[-1]
+        hm = self._heatmaps(image, [crop_transform(b[0], b[1], b[2] * self.margin, self.crop_size) for b in boxes])
         score = hm.flatten(2).amax(-1).clamp(0.0, 1.0).mean(1)
         return boxes[int(score.argmax())]
 
