@@ -162,8 +162,9 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
             print(rows[-1], flush=True)
     body = (f"Machine: {machine_description()}. The cases of section annotate, annotated end to end (automatic "
             "initialisation, default schedule) with three cue sources: `degraded` (the generator's simulated "
-            "detector errors, as in section annotate), `exact` (the generator's ground-truth masks and visible "
-            "keypoints) and `detected` (honnotate's segmentation and keypoint networks, weights "
+            "detector errors, as in section annotate), `exact` (the generator's ground-truth masks, and keypoints "
+            "of all 21 joints with confidence 1, hidden ones included: more than a detector can see) "
+            "and `detected` (honnotate's segmentation and keypoint networks, weights "
             f"`{weights or 'shipped'}`, run by `honnotate detect` on the capture's RGB), and the two mixes of "
             "exact and detected cues (which network's errors cost the accuracy); multi-camera cases also "
             "with the degraded and the detected cues and the multi-view keypoint consensus off "
