@@ -292,7 +292,7 @@ def test_grown_keypoint_network_computes_what_the_smaller_one_did():
     sum(o.square().sum() for o in big(x)).backward()
     opt.step()
     assert not torch.equal(big.backbone[3 + 4].body[2].weight, torch.zeros_like(big.backbone[3 + 4].body[2].weight))
-    with pytest.raises(ValueError, match="only more keypoint backbone blocks and a context"):
+    with pytest.raises(ValueError, match="only more keypoint backbone blocks, a context branch"):
         grow_state_dict("keypoints", small.state_dict(), {**TINY_KP, "blocks": 2}, {**TINY_KP, "blocks": 1})
     with pytest.raises(ValueError, match=r"keys \['blocks', 'width'\]"):
         grow_state_dict("keypoints", small.state_dict(), {**TINY_KP, "blocks": 2}, {**TINY_KP, "width": 16})
@@ -333,3 +333,39 @@ def test_context_branch_grows_as_the_identity_and_learns():
     assert full_arch("keypoints", TINY_KP)["context"] == 0 and build_network("keypoints", TINY_KP).context is None
     with pytest.raises(ValueError, match="context must be >= 0"):
         build_network("keypoints", {**TINY_KP, "context": -1})
+
+
+def test_attention_layers_grow_as_the_identity_and_learn():
+    """Global self-attention layers added to an existing context branch change nothing at first,
+    then train; they need a branch; the attention is over all cells (a change far away in the
+    crop reaches every cell of the stride-16 grid)."""
+    torch.manual_seed(2)
+    arch = {**TINY_KP, "context": 1, "context_width": 16}
+    small = build_network("keypoints", arch)
+    for m in small.modules():  # the branch already trained: its output scale is not zero
+        if isinstance(m, torch.nn.GroupNorm):
+            torch.nn.init.normal_(m.weight, 1.0, 0.3)
+            torch.nn.init.normal_(m.bias, 0.0, 0.3)
+    big_arch = {**arch, "context_attention": 2}
+    big = build_network("keypoints", big_arch).eval()
+    big.load_state_dict(grow_state_dict("keypoints", small.state_dict(), arch, big_arch))
+    for size in (32, 48, 64):  # grids of 2x2, 3x3, 4x4 cells: the position code follows the size
+        x = torch.rand(2, 3, size, size)
+        for a, b in zip(small.eval()(x), big(x), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    opt = torch.optim.SGD(big.parameters(), lr=0.5)
+    big.train()
+    sum(o.square().sum() for o in big(torch.rand(2, 3, 64, 64))).backward()
+    opt.step()
+    layer = big.context.attention[0]
+    assert layer.proj.weight.abs().sum() > 0 and layer.mlp[2].weight.abs().sum() > 0
+    # global: the attention output at one cell depends on a cell at the opposite corner
+    y = torch.rand(1, 16, 4, 4, requires_grad=True)
+    layer.eval()(y)[0, :, 0, 0].sum().backward()
+    assert y.grad[0, :, 3, 3].abs().sum() > 0
+    # old files have no attention; a network without a branch cannot have it; no shrinking
+    assert full_arch("keypoints", arch)["context_attention"] == 0 and small.context.attention is None
+    with pytest.raises(ValueError, match="needs a context branch"):
+        build_network("keypoints", {**TINY_KP, "context_attention": 1})
+    with pytest.raises(ValueError, match="more attention layers"):
+        grow_state_dict("keypoints", big.state_dict(), big_arch, arch)

@@ -46,7 +46,8 @@ def register(app: typer.Typer) -> None:
                                               "term (default of TrainConfig)."),
         arch: str = typer.Option("", help="Architecture changes, KEY=INT,... to the defaults or, with --init, to the "
                                  "init network's architecture (e.g. blocks=6: keypoint backbone residual blocks; "
-                                 "context=2: a stride-16 context branch; the init network is grown to them)."),
+                                 "context=2: a stride-16 context branch; context_attention=2: global self-attention "
+                                 "layers in that branch; the init network is grown to them)."),
     ) -> None:
         """Train the segmentation (seg) or the 2D keypoint network; writes weights for `honnotate detect --weights`."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn

@@ -3,7 +3,8 @@
 * :class:`SegmentationNet`: a compact U-Net (GroupNorm, so batch size and train/eval modes do
   not change its output statistics) giving per-pixel logits for background / object / hand.
 * :class:`KeypointNet`: a convolutional pose machine on a square hand crop: a stride-4
-  residual backbone (optionally with a stride-16 context branch), then ``stages`` stages that each refine 21 heatmaps from the backbone
+  residual backbone (optionally with a stride-16 context branch, optionally with global self-attention
+  layers there), then ``stages`` stages that each refine 21 heatmaps from the backbone
   features and the previous stage's heatmaps (intermediate supervision on every stage).
   The confidence of a joint is its heatmap peak (targets peak at 1 for visible joints).
 
@@ -145,20 +146,65 @@ _BLOCK_DILATIONS = (1, 2, 4)
 _FIRST_BLOCK = 3
 
 
+def _positions(h: int, w: int, ch: int, like: torch.Tensor) -> torch.Tensor:
+    """Fixed 2D sinusoidal position code of an ``h x w`` grid: (h * w, ch), coordinates in [0, 1]
+    across the grid (so any crop size gets the same code range), ``ch`` divisible by 4."""
+    n = ch // 4
+    freq = torch.pi * 2.0 ** torch.arange(n, device=like.device, dtype=like.dtype) / 2
+    ys = (torch.arange(h, device=like.device, dtype=like.dtype) + 0.5) / h
+    xs = (torch.arange(w, device=like.device, dtype=like.dtype) + 0.5) / w
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    ay, ax = yy.reshape(-1, 1) * freq, xx.reshape(-1, 1) * freq
+    return torch.cat([ay.sin(), ay.cos(), ax.sin(), ax.cos()], 1)
+
+
+class _GlobalAttention(nn.Module):
+    """A transformer layer over all cells of a feature map (pre-norm multi-head self-attention
+    with a fixed sinusoidal position code, then an MLP, each residual): every cell sees the whole
+    hand, which is what tells one finger from its neighbour. Output projections start at zero in
+    a grown network (:func:`grow_state_dict`), so the layer starts as the identity."""
+
+    def __init__(self, ch: int, heads: int = 4) -> None:
+        super().__init__()
+        if ch % 4 or ch % heads:
+            raise ValueError(f"context_width must be divisible by 4 and by {heads} for attention, got {ch}")
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(ch)
+        self.qkv = nn.Linear(ch, 3 * ch)
+        self.proj = nn.Linear(ch, ch)
+        self.norm2 = nn.LayerNorm(ch)
+        self.mlp = nn.Sequential(nn.Linear(ch, 2 * ch), nn.GELU(), nn.Linear(2 * ch, ch))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        t = x.flatten(2).transpose(1, 2)  # (B, h*w, C)
+        q, k, v = self.qkv(self.norm1(t) + _positions(h, w, c, t)).reshape(b, h * w, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        a = nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, h * w, c)
+        t = t + self.proj(a)
+        t = t + self.mlp(self.norm2(t))
+        return t.transpose(1, 2).reshape(b, c, h, w)
+
+
 class _Context(nn.Module):
     """Context of the whole crop for the stride-4 features: two stride-2 convolutions (stride 16:
-    8 x 8 cells for a 128-pixel crop), ``blocks`` residual blocks there, a 1 x 1 projection back
-    to the features' channels, upsampled and added to the (non-negative) features before a ReLU.
-    The projection's normalisation scale and shift at zero make it the identity."""
+    8 x 8 cells for a 128-pixel crop), ``blocks`` residual blocks there, ``attention`` global
+    self-attention layers, a 1 x 1 projection back to the features' channels, upsampled and added
+    to the (non-negative) features before a ReLU. The projection's normalisation scale and shift
+    at zero make it the identity."""
 
-    def __init__(self, ch: int, width: int, blocks: int) -> None:
+    def __init__(self, ch: int, width: int, blocks: int, attention: int = 0) -> None:
         super().__init__()
         self.down = nn.Sequential(_conv(ch, width, stride=2), _conv(width, width, stride=2))
         self.blocks = nn.Sequential(*(_Residual(width) for _ in range(blocks)))
+        # no attention: no module, so files written before it existed load unchanged
+        self.attention = nn.Sequential(*(_GlobalAttention(width) for _ in range(attention))) if attention else None
         self.up = nn.Sequential(nn.Conv2d(width, ch, 1, bias=False), _norm(ch))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.up(self.blocks(self.down(x)))
+        y = self.blocks(self.down(x))
+        if self.attention is not None:
+            y = self.attention(y)
+        y = self.up(y)
         y = nn.functional.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return torch.relu(x + y)
 
@@ -174,6 +220,7 @@ class KeypointNet(nn.Module):
         blocks: residual blocks of the backbone at stride 4 (dilations 1, 2, 4, 1, 2, 4, ...).
         context: residual blocks of a context branch at stride 16 whose output is added to the
             backbone features (0: no branch). context_width: its channels.
+        context_attention: global self-attention layers at the end of the context branch (0: none).
 
     The heatmaps are at 1/4 of the crop resolution (``stride = 4``). A network with more
     ``blocks`` can start from the weights of one with fewer: :func:`grow_state_dict` (the extra
@@ -183,7 +230,7 @@ class KeypointNet(nn.Module):
     stride = 4
 
     def __init__(self, width: int = 64, stages: int = 3, stage_width: int = 64, num_joints: int = NUM_JOINTS,
-                 blocks: int = 3, context: int = 0, context_width: int = 128) -> None:
+                 blocks: int = 3, context: int = 0, context_width: int = 128, context_attention: int = 0) -> None:
         super().__init__()
         if stages < 1:
             raise ValueError(f"stages must be >= 1, got {stages}")
@@ -191,13 +238,16 @@ class KeypointNet(nn.Module):
             raise ValueError(f"blocks must be >= 0, got {blocks}")
         if context < 0 or context_width < 1:
             raise ValueError(f"context must be >= 0 and context_width >= 1, got {context}, {context_width}")
+        if context_attention < 0 or (context_attention and not context):
+            raise ValueError(f"context_attention must be >= 0 and needs a context branch (context >= 1), "
+                             f"got {context_attention} with context {context}")
         self.normalize = _Normalize()
         self.backbone = nn.Sequential(
             _conv(3, width // 2, stride=2), _conv(width // 2, width // 2), _conv(width // 2, width, stride=2),
             *(_Residual(width, _BLOCK_DILATIONS[k % len(_BLOCK_DILATIONS)]) for k in range(blocks)),
         )
         # stride-16 context (0: none; files written before it existed have none)
-        self.context = _Context(width, context_width, context) if context else None
+        self.context = _Context(width, context_width, context, context_attention) if context else None
         self.stages = nn.ModuleList()
         for s in range(stages):
             cin = width + (num_joints if s else 0)
@@ -227,7 +277,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     # on CPU than at full resolution (benchmarks/perception_train.py: 0.57 vs 2.06 s per step of 8
     # images at 320x240, one thread)
     "segmentation": {"base": 16, "levels": 3, "max_channels": 64, "stem_stride": 2, "refine_channels": 8},
-    "keypoints": {"width": 64, "stages": 3, "stage_width": 64, "blocks": 3, "context": 0, "context_width": 128},
+    "keypoints": {"width": 64, "stages": 3, "stage_width": 64, "blocks": 3, "context": 0, "context_width": 128,
+                  "context_attention": 0},
 }
 
 
@@ -262,16 +313,20 @@ def grow_state_dict(task: str, state: dict[str, torch.Tensor], arch_from: dict[s
         return dict(state)
     diff = sorted(k for k in b if a.get(k) != b[k])
     context_ok = a["context"] == 0 or (a["context"], a["context_width"]) == (b["context"], b["context_width"])
-    if (task != "keypoints" or not set(diff) <= {"blocks", "context", "context_width"}
-            or b["blocks"] < a["blocks"] or not context_ok):
+    if (task != "keypoints" or not set(diff) <= {"blocks", "context", "context_width", "context_attention"}
+            or b["blocks"] < a["blocks"] or not context_ok or b["context_attention"] < a["context_attention"]):
         raise ValueError(f"cannot grow a {task} network {a} into {b} (keys {diff}): only more keypoint backbone "
-                         "blocks and a context branch where there was none are supported")
+                         "blocks, a context branch where there was none and more attention layers in it "
+                         "are supported")
     grown = build_network(task, b)
     out = grown.state_dict()
     out.update(state)
     zero = [f"backbone.{_FIRST_BLOCK + k}.body.2" for k in range(a["blocks"], b["blocks"])]
     if a["context"] == 0 and b["context"] > 0:
         zero.append("context.up.1")
+    if a["context"] > 0:  # attention layers added to an existing branch: residual outputs at zero
+        zero += [f"context.attention.{k}.{name}" for k in range(a["context_attention"], b["context_attention"])
+                 for name in ("proj", "mlp.2")]
     for norm in zero:
         out[f"{norm}.weight"] = torch.zeros_like(out[f"{norm}.weight"])
         out[f"{norm}.bias"] = torch.zeros_like(out[f"{norm}.bias"])
