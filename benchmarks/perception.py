@@ -35,7 +35,8 @@ OBJECTS = ["mug", "cracker_box", "soup_can", "mustard_bottle", "sphere"]
 
 
 def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, workdir: Path,
-             seg_only: bool = False, seed_base: int = 1000, tta: tuple | None = None) -> dict:
+             seg_only: bool = False, seed_base: int = 1000, tta: tuple | None = None,
+             hand_appearance: str = "uniform") -> dict:
     from honnotate.io.cues import read_segmentation
     from honnotate.io.sequence import open_sequence
     from honnotate.perception.detect import Detector
@@ -52,7 +53,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
     for k in range(sequences):
         out = workdir / f"heldout_{k}"
         generate_sequence(out, SynthConfig(frames=frames, cameras=cameras, object=OBJECTS[k % len(OBJECTS)],
-                                           seed=seed_base + k, grasp="random"))
+                                           seed=seed_base + k, grasp="random", hand_appearance=hand_appearance))
         seq = open_sequence(out)
         gt = np.load(out / "ground_truth" / "sequence_gt.npz")
         for c, cam in enumerate(seq.camera_ids):
@@ -114,6 +115,8 @@ def main() -> int:
     ap.add_argument("--tta", default=None,
                     help="keypoint crops as scale/degrees pairs, e.g. 1/0,0.87/0,1.15/0 (default: the Detector's; "
                          "another: only printed)")
+    ap.add_argument("--hand-appearance", default="uniform", choices=("uniform", "anatomical"),
+                    help="held-out hands of one skin tone or with palm and nails (anatomical: only printed)")
     ap.add_argument("--seg-only", action="store_true",
                     help="evaluate the segmentation network alone and only print (a training run's progress)")
     args = ap.parse_args()
@@ -129,7 +132,7 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="honnotate-perception-bench-") as tmp:
             r = evaluate(args.weights, args.sequences, args.frames, args.cameras, Path(tmp), args.seg_only,
-                         args.seed_base, tta)
+                         args.seed_base, tta, args.hand_appearance)
     except WeightsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -143,7 +146,7 @@ def main() -> int:
         + f"Weights: `{args.weights or 'shipped'}` (segmentation: {ts.get('steps')} steps, batch {ts.get('batch')}; "
         f"keypoints: {tk.get('steps')} steps, batch {tk.get('batch')}). Held-out generated sequences: "
         f"{args.sequences} x {args.frames} frames x {args.cameras} camera(s) at 640x480 (seeds {args.seed_base}+, objects "
-        f"{', '.join(OBJECTS[k % len(OBJECTS)] for k in range(args.sequences))}, random grasps and hand shapes); "
+        f"{', '.join(OBJECTS[k % len(OBJECTS)] for k in range(args.sequences))}, random grasps and hand shapes, hands {args.hand_appearance}); "
         f"segmentation input {r['seg_input'][0]}x{r['seg_input'][1]}, keypoint crop {r['crop']} px, heatmaps of "
         f"{len(r['tta'])} crops averaged (scale, degrees: {', '.join(f'{a:g}/{b:g}' for a, b in r['tta'])}); "
         f"torch {args.threads} threads. Command: `python benchmarks/perception.py"
@@ -160,7 +163,7 @@ def main() -> int:
         f"{r['pck10_largest']:.3f} | |\n"
         f"| inference per frame (both networks, median of {r['images']}) | {r['ms_per_frame']:.0f} ms | |\n"
     )
-    if args.seg_only or args.seed_base != 1000 or args.tta:
+    if args.seg_only or args.seed_base != 1000 or args.tta or args.hand_appearance != "uniform":
         print(body)
         return 0
     write_section("perception", body)

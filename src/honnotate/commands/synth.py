@@ -25,6 +25,8 @@ def register(app: typer.Typer) -> None:
         depth_noise: str = typer.Option("structured_light", help="Depth noise: structured_light, tof or none."),
         lighting: str = typer.Option("directional", help="Lighting: directional (ambient + a drifting distant light) "
                                      "or headlight (a light at each camera)."),
+        hand_appearance: str = typer.Option("uniform", help="Hand colours: uniform (one skin tone) or anatomical "
+                                            "(a lighter palm side and pale nails)."),
     ) -> None:
         """Generate a synthetic capture (RGB, noisy depth, cues, HO-3D ground truth, contact sheet)."""
         from rich.progress import Progress
@@ -40,7 +42,8 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = SynthConfig(frames=frames, cameras=cameras, object=object_name, seed=seed, grasp=grasp, side=side,
                               degraded_cues=degraded_cues, width=width, height=height,
-                              depth_noise=DepthNoiseConfig(kind=depth_noise), lighting=LightingConfig(kind=lighting))
+                              depth_noise=DepthNoiseConfig(kind=depth_noise), lighting=LightingConfig(kind=lighting),
+                              hand_appearance=hand_appearance)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         with Progress() as bar:

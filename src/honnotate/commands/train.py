@@ -29,6 +29,8 @@ def register(app: typer.Typer) -> None:
         grasps_per_object: int = typer.Option(10, help="Grasps synthesised per object for the data."),
         table_prob: float | None = typer.Option(None, help="Fraction of composites with a textured table plane "
                                                 "under the hand and object (default of CompositeConfig, 0.5)."),
+        anatomical_prob: float | None = typer.Option(None, help="Fraction of composites whose hand has a lighter "
+                                                     "palm side and pale nails (default of CompositeConfig, 0)."),
         crops_per_scene: int = typer.Option(1, help="Keypoints: hand crops cut from one rendered composite "
                                             "(2 nearly halves the data time per sample)."),
         device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda:0, ..."),
@@ -68,6 +70,8 @@ def register(app: typer.Typer) -> None:
         syn.update(width=w, height=h, crops_per_scene=crops_per_scene)
         if table_prob is not None:
             syn["table_prob"] = table_prob
+        if anatomical_prob is not None:
+            syn["anatomical_prob"] = anatomical_prob
         if objects:
             syn["objects"] = tuple(o.strip() for o in objects.split(",") if o.strip())
         if backgrounds is not None:

@@ -123,6 +123,8 @@ class CompositeConfig:
     textured table plane under (or behind) the hand and object, seen from a random pitch and
     roll (as captures are: the table, often wood- or skin-coloured, fills part of the view;
     drawn from a random stream of its own, so ``table_prob=0`` gives the composites of before);
+    anatomical_prob: hands with a lighter palm side and pale nails (:mod:`honnotate.synth.appearance`;
+    their own random stream: 0 gives the composites of before);
     crops_per_scene: keypoint samples cut from one rendered composite (consecutive sample
     indices ``k * n .. k * n + n - 1`` share scene ``k``, each crop with its own box jitter,
     rotation and colour jitter): rendering a 640x480 composite costs ~10x the crop, so 2 nearly
@@ -146,6 +148,7 @@ class CompositeConfig:
     distractor_prob: float = 0.5
     headlight_prob: float = 0.3
     table_prob: float = 0.5
+    anatomical_prob: float = 0.0
     crops_per_scene: int = 1
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -165,6 +168,8 @@ class CompositeConfig:
             raise ValueError(f"crop size must be a multiple of 4, got {self.crop.size}")
         if not 0.0 <= self.table_prob <= 1.0:
             raise ValueError(f"table_prob must be in [0, 1], got {self.table_prob}")
+        if not 0.0 <= self.anatomical_prob <= 1.0:
+            raise ValueError(f"anatomical_prob must be in [0, 1], got {self.anatomical_prob}")
         if self.crops_per_scene < 1:
             raise ValueError(f"crops_per_scene must be >= 1, got {self.crops_per_scene}")
 
@@ -443,6 +448,12 @@ class SyntheticComposites(Dataset):
         return self.length
 
     @cached_property
+    def _hand_regions(self):
+        from honnotate.synth.appearance import hand_regions
+
+        return hand_regions(self._hand)
+
+    @cached_property
     def _hand(self):
         from honnotate.models.hand import HandModel
         from honnotate.models.open_hand import load_open_hand
@@ -517,6 +528,7 @@ class SyntheticComposites(Dataset):
             raise IndexError(f"sample index must be >= 0, got {index}")
         from honnotate.geometry import Camera
         from honnotate.render.renderer import HAND_LABEL, OBJECT_LABEL, Renderer, SceneMesh
+        from honnotate.synth.appearance import hand_colors
         from honnotate.synth.generator import SKIN_TONES, TABLE_LABEL
 
         cfg = self.config
@@ -555,6 +567,9 @@ class SyntheticComposites(Dataset):
         cam = Camera.from_intrinsics(f, f, cx, cy, cfg.width, cfg.height)
         tone = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.9, 1.06, 3)
         hand_col = np.clip(tone[None] * (1 + rng.normal(0, 0.03, (hand.num_vertices, 1))), 0, 1)
+        arng = np.random.default_rng([cfg.seed, int(index), 6])  # its own stream: see CompositeConfig
+        if arng.random() < cfg.anatomical_prob:
+            hand_col = hand_colors(self._hand_regions, tone, arng)
         meshes = []
         if with_hand:
             meshes.append(SceneMesh(torch.as_tensor(hv_c, dtype=f32), torch.as_tensor(hand.faces), HAND_LABEL,

@@ -116,7 +116,9 @@ class SynthConfig:
     shape_std: standard deviation of the random hand betas; degraded_cues: write degraded
     cues (else the exact ones) to ``segmentation/`` and ``keypoints2d/``; depth_scale: metres
     per depth unit in the PNGs; table: render a table under the workspace; lighting: ambient,
-    directional light and gain (:class:`LightingConfig`).
+    directional light and gain (:class:`LightingConfig`); hand_appearance: "uniform" (one skin
+    tone all over, the captures of before) or "anatomical" (a lighter palm side and pale nails,
+    :mod:`honnotate.synth.appearance`; same random draws before it, then its own).
     """
 
     frames: int = 100
@@ -132,6 +134,7 @@ class SynthConfig:
     degraded_cues: bool = False
     depth_scale: float = 0.001
     table: bool = True
+    hand_appearance: Literal["uniform", "anatomical"] = "uniform"
     motion: MotionConfig = field(default_factory=MotionConfig)
     depth_noise: DepthNoiseConfig = field(default_factory=DepthNoiseConfig)
     cue_noise: CueNoiseConfig = field(default_factory=CueNoiseConfig)
@@ -144,6 +147,8 @@ class SynthConfig:
             raise ValueError(f"frames must be >= 1, got {self.frames}")
         if self.grasp not in ("power", "precision", "lateral", "random"):
             raise ValueError(f"grasp must be power, precision, lateral or random, got {self.grasp!r}")
+        if self.hand_appearance not in ("uniform", "anatomical"):
+            raise ValueError(f"hand_appearance must be uniform or anatomical, got {self.hand_appearance!r}")
 
 
 def _make_cameras(cfg: SynthConfig, rng: np.random.Generator):
@@ -234,9 +239,16 @@ def _background(cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
     return cv2.resize(tex, (cfg.width, cfg.height), interpolation=cv2.INTER_LINEAR)
 
 
-def _hand_colors(n_vertices: int, rng: np.random.Generator) -> np.ndarray:
+def _hand_colors(hand, rng: np.random.Generator, appearance: str = "uniform", seed: int = 0) -> np.ndarray:
+    """(V, 3) hand albedo of ``hand`` (a HandModel): a random skin tone, uniform or with palm and nails."""
+    from honnotate.synth.appearance import hand_colors, hand_regions
+
     tone = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.92, 1.05, 3)
-    return np.clip(tone[None] * (1 + rng.normal(0, 0.03, (n_vertices, 1))), 0, 1)
+    jitter = 1 + rng.normal(0, 0.03, (hand.num_vertices, 1))
+    if appearance == "anatomical":  # the palm and nail shades from a stream of their own: the rest unchanged
+        base = hand_colors(hand_regions(hand), tone, np.random.default_rng([seed, 0xA9]), noise=0.0)
+        return np.clip(base * jitter, 0, 1)
+    return np.clip(tone[None] * jitter, 0, 1)
 
 
 def _visibility(uv: np.ndarray, z: np.ndarray, labels: np.ndarray, depth: np.ndarray, tol: float = 0.02) -> np.ndarray:
@@ -332,7 +344,7 @@ def generate_sequence(out_dir: str | Path, config: SynthConfig = SynthConfig(), 
                             durable=False)
     gt = out / "ground_truth"
     f32 = torch.float32
-    hand_col = torch.as_tensor(_hand_colors(hand.num_vertices, rng), dtype=f32)
+    hand_col = torch.as_tensor(_hand_colors(hand, rng, cfg.hand_appearance, cfg.seed), dtype=f32)
     obj_col = torch.as_tensor(obj.vertex_colors / 255.0 if obj.vertex_colors is not None else np.full((len(obj.vertices), 3), 0.6), dtype=f32)
     meshes_static = []
     if cfg.table:
