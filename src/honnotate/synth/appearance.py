@@ -18,16 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from honnotate.models.joints import KEYPOINT_PARENTS, TIP_INDICES
+from honnotate.geometry.mesh import vertex_normals
+from honnotate.models.joints import FINGER_JOINTS, KEYPOINT_PARENTS, SKELETON_BONES, TIP_INDICES
 from honnotate.models.limits import model_joint_limits
 
-__all__ = ["HandRegions", "hand_regions", "hand_colors", "vertex_normals"]
+__all__ = ["HandRegions", "hand_regions", "hand_colors"]
 
 #: Palm albedo is the skin tone moved this far toward ``_PALM`` (palms carry less pigment).
 _PALM = np.array([0.93, 0.74, 0.64])
 _NAIL = np.array([0.95, 0.82, 0.80])
-#: Pose joint (0..14) moving each fingertip: the distal joint of index, middle, pinky, ring, thumb.
-_DISTAL = {17: 2, 18: 5, 20: 8, 19: 11, 16: 14}
 
 
 @dataclass(frozen=True)
@@ -36,21 +35,6 @@ class HandRegions:
 
     palmar: np.ndarray
     nail: np.ndarray
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(V, 3) unit area-weighted vertex normals of a triangle mesh, oriented outward (the
-    mesh's winding is flipped when most normals point toward its centroid)."""
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    n = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(n, f[:, k], fn)
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    if np.sum(np.einsum("ij,ij->i", n, v - v.mean(0))) < 0:
-        n = -n
-    return n
 
 
 def _smoothstep(lo: float, hi: float, x: np.ndarray) -> np.ndarray:
@@ -72,7 +56,8 @@ def hand_regions(hand, betas: np.ndarray | None = None, flex: float = 0.8) -> Ha
     zero = torch.zeros(1, 3, dtype=dtype)
     lim = model_joint_limits(hand.data)
     anat = torch.zeros(1, 15, 3, dtype=dtype)
-    for j in _DISTAL.values():
+    for tip in TIP_INDICES:
+        j = KEYPOINT_PARENTS[tip] - 1  # the pose joint moving the tip (pose joints are keypoints 1..15)
         axis = int(np.argmax(lim[j, :, 1] - lim[j, :, 0]))  # the flexion axis has the widest range
         anat[0, j, axis] = flex if abs(lim[j, axis, 1]) >= abs(lim[j, axis, 0]) else -flex
     with torch.no_grad():
@@ -81,7 +66,7 @@ def hand_regions(hand, betas: np.ndarray | None = None, flex: float = 0.8) -> Ha
     V = rest.vertices[0].double().numpy()
     J = rest.joints[0].double().numpy()
     Jb = bent.joints[0].double().numpy()
-    normals = vertex_normals(V, hand.faces)
+    normals = vertex_normals(rest.vertices[0], torch.as_tensor(hand.faces)).double().numpy()
     # each finger's palm-side direction: the tip's displacement across its distal bone
     finger_dir = {}
     for tip in TIP_INDICES:
@@ -90,25 +75,19 @@ def hand_regions(hand, betas: np.ndarray | None = None, flex: float = 0.8) -> Ha
         d = Jb[tip] - J[tip]
         d -= (d @ bone) * bone
         finger_dir[tip] = d / max(np.linalg.norm(d), 1e-12)
-    tip_of = {}  # keypoint -> the tip of its finger
-    for tip in TIP_INDICES:
-        k = tip
-        while k > 0:
-            tip_of[k] = tip
-            k = KEYPOINT_PARENTS[k]
-    bones = [(p, c) for c, p in enumerate(KEYPOINT_PARENTS) if p >= 0]
+    tip_of = {k: ids[-1] for ids in FINGER_JOINTS.values() for k in ids}  # keypoint -> its finger's tip
     dist, along = [], []
-    for p, c in bones:
+    for p, c in SKELETON_BONES:
         ab = J[c] - J[p]
         s = np.clip(((V - J[p]) @ ab) / (ab @ ab), 0.0, 1.0)
         dist.append(np.linalg.norm(V - (J[p] + s[:, None] * ab), axis=1))
         along.append(s)
     nearest = np.argmin(np.stack(dist, 1), 1)
     s_along = np.stack(along, 1)[np.arange(len(V)), nearest]
-    dirs = np.stack([finger_dir[tip_of[c]] for _, c in bones])[nearest]
+    dirs = np.stack([finger_dir[tip_of[c]] for _, c in SKELETON_BONES])[nearest]
     facing = np.einsum("ij,ij->i", normals, dirs)
     palmar = _smoothstep(-0.15, 0.45, facing)
-    distal = np.array([c in TIP_INDICES for _, c in bones])[nearest]
+    distal = np.array([c in TIP_INDICES for _, c in SKELETON_BONES])[nearest]
     nail = distal * _smoothstep(0.35, 0.6, s_along) * _smoothstep(0.45, 0.8, -facing)
     return HandRegions(palmar=palmar, nail=nail)
 
