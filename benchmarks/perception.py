@@ -59,8 +59,9 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
         for c, cam in enumerate(seq.camera_ids):
             for t, frame in enumerate(seq.frame_ids):
                 rgb = seq.rgb(cam, frame)
+                depth = seq.depth(cam, frame) if det.needs_depth else None  # RGB-D keypoint weights
                 t0 = time.perf_counter()
-                d = det(rgb)
+                d = det(rgb, depth)
                 times.append(time.perf_counter() - t0)
                 labels = read_segmentation(out / "ground_truth" / "segmentation" / cam / f"{frame}.png")
                 for cls in (1, 2):
@@ -79,11 +80,11 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
                     others = np.delete(kp_gt[:, :2], j, axis=0)  # every other joint, hidden ones too
                     on_other_joint += int(np.min(np.linalg.norm(others - d.keypoints[j, :2], axis=1)) <= 10)
                 if not seg_only:  # the keypoint network alone: crops around the true hand mask
-                    kp_box, _ = largest.keypoints(rgb, labels)  # the true mask's box, no choice
+                    kp_box, _ = largest.keypoints(rgb, labels, depth)  # the true mask's box, no choice
                     errors_gt_box.extend(np.linalg.norm(kp_box[vis, :2] - kp_gt[vis, :2], axis=1).tolist())
-                    kp_plain, _ = plain.keypoints(rgb, d.labels)
+                    kp_plain, _ = plain.keypoints(rgb, d.labels, depth)
                     errors_plain.extend(np.linalg.norm(kp_plain[vis, :2] - kp_gt[vis, :2], axis=1).tolist())
-                    kp_largest, _ = largest.keypoints(rgb, d.labels)
+                    kp_largest, _ = largest.keypoints(rgb, d.labels, depth)
                     errors_largest.extend(np.linalg.norm(kp_largest[vis, :2] - kp_gt[vis, :2], axis=1).tolist())
     errors = np.asarray(errors)
     return {

@@ -7,9 +7,12 @@ import pytest
 import torch
 
 from honnotate.perception.crops import (
+    DEPTH_CLIP,
+    DEPTH_UNIT,
     apply_affine,
     crop_transform,
     decode_heatmaps,
+    depth_channels,
     fuse_heatmaps,
     hand_box_candidates,
     hand_box_from_mask,
@@ -158,3 +161,28 @@ def test_fuse_scaled_and_rotated_crops_agree_on_the_image_points():
     assert np.all(out[:, 2] < 0.7)  # the disagreement lowers the confidence
     with pytest.raises(ValueError, match="K = 2 crops"):
         fuse_heatmaps(hm, maps[:2], maps[0], 4)
+
+
+def test_depth_channels_follow_their_definition():
+    """Relative depth in 5 cm units about the median of the central half, clipped, 0 and
+    invalid where nothing was measured; the reference falls back to the whole crop."""
+    rng = np.random.default_rng(3)
+    d = rng.uniform(0.5, 0.7, (16, 16)).astype(np.float32)
+    d[0, 0], d[15, 15], d[5, 9] = 0.0, 3.0, 0.0  # holes, and a far wall beyond the clip
+    out = depth_channels(d)
+    assert out.shape == (16, 16, 2) and out.dtype == np.float32
+    centre = d[4:12, 4:12]
+    ref = np.median(centre[centre > 0])
+    valid = d > 0
+    want = np.clip((d - ref) / DEPTH_UNIT, -DEPTH_CLIP, DEPTH_CLIP)
+    np.testing.assert_allclose(out[..., 0][valid], want[valid], rtol=1e-5, atol=1e-5)
+    assert out[15, 15, 0] == DEPTH_CLIP and out[0, 0, 0] == 0 and out[5, 9, 0] == 0
+    np.testing.assert_array_equal(out[..., 1], valid.astype(np.float32))
+    # no measurement in the central half: the whole crop's median
+    d2 = d.copy()
+    d2[4:12, 4:12] = 0
+    ref2 = np.median(d2[d2 > 0])
+    np.testing.assert_allclose(depth_channels(d2)[0, 1, 0], np.clip((d2[0, 1] - ref2) / DEPTH_UNIT, -3, 3), rtol=1e-5)
+    assert not depth_channels(np.zeros((8, 8))).any()
+    with pytest.raises(ValueError, match="must be"):
+        depth_channels(np.zeros((8, 6)))

@@ -222,3 +222,33 @@ def _similarity_residual(p: torch.Tensor, q: torch.Tensor) -> float:
     M = np.stack([zp, np.ones_like(zp)], 1)
     coef = np.linalg.lstsq(M, zq, rcond=None)[0]
     return float(np.sqrt(np.mean(np.abs(M @ coef - zq) ** 2)))
+
+
+def test_depth_samples_follow_the_scene_through_the_augmentation(config):
+    """RGB-D keypoint samples: the RGB channels are those of the RGB dataset (the depth has its
+    own random stream), and the sensed depth at visible joints, after the scale and rotation
+    augmentation, is the joint's depth within the finger's half-thickness and the sensor noise."""
+    ds = SyntheticComposites(config, "keypoints", depth=True)
+    near = total = 0
+    for index in range(6):
+        s = ds.composite(index, return_scene=True)
+        depth, kp, joints = s["depth"], s["keypoints"], s["scene"]["joints"]
+        assert depth.shape == s["labels"].shape and depth.dtype == np.float32 and (depth >= 0).all()
+        for j in np.flatnonzero(kp[:, 2] > 0):
+            u, v = np.round(kp[j, :2]).astype(int)
+            patch = depth[max(v - 1, 0):v + 2, max(u - 1, 0):u + 2]
+            if (patch > 0).any():
+                total += 1
+                near += bool(np.min(np.abs(patch[patch > 0] - joints[j, 2])) < 0.03)
+    assert total > 10 and near >= 0.85 * total
+    rgb = SyntheticComposites(config, "keypoints")
+    crop = dataclasses.replace(config.crop, size=32)
+    a = SyntheticComposites(dataclasses.replace(config, crop=crop), "keypoints", depth=True)[2]
+    b = SyntheticComposites(dataclasses.replace(config, crop=crop), "keypoints")[2]
+    assert a["image"].shape == (5, 32, 32) and b["image"].shape == (3, 32, 32)
+    torch.testing.assert_close(a["image"][:3], b["image"])
+    torch.testing.assert_close(a["heatmaps"], b["heatmaps"])
+    assert set(torch.unique(a["image"][4]).tolist()) <= {0.0, 1.0} and a["image"][4].mean() > 0.3
+    assert rgb.composite(0).get("depth") is None
+    with pytest.raises(ValueError, match="keypoint networks only"):
+        SyntheticComposites(config, "segmentation", depth=True)

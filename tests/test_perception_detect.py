@@ -402,3 +402,35 @@ def test_annotate_runs_the_shipped_detector_when_cues_are_missing(tmp_path):
     ys, xs = np.nonzero(hand)
     assert np.all((kp[:, 0] > xs.min() - 40) & (kp[:, 0] < xs.max() + 40) & (kp[:, 1] > ys.min() - 40)
                   & (kp[:, 1] < ys.max() + 40)), kp
+
+
+def test_rgbd_weights_train_detect_and_need_depth(capture, tmp_path):
+    """Keypoint weights with depth channels: trained from captures and composites with depth,
+    used by detect_sequence with the capture's depth maps, and a clear error without them."""
+    from honnotate.perception.train import TrainConfig, train
+
+    arch = {**TINY_KP, "depth": 1}
+    syn = CompositeConfig(width=64, height=48, objects=("sphere",), grasps_per_object=1)
+    res = train(TrainConfig(task="keypoints", steps=2, batch=2, device="cpu", arch=arch, out=str(tmp_path / "w"),
+                            synthetic=replace(syn, crop=replace(syn.crop, size=32)), data=(str(capture),),
+                            data_fraction=0.5))
+    assert np.isfinite(res.losses).all()
+    w = tmp_path / "w"
+    torch.manual_seed(0)
+    save_weights(w / "segmentation.pt", "segmentation", build_network("segmentation", TINY_SEG),
+                 {**default_arch("segmentation"), **TINY_SEG}, {"width": 64, "height": 48})
+    det = Detector(w, "cpu")
+    assert det.needs_depth and not Detector(w, "cpu", keypoints=False).needs_depth
+    seq = open_sequence(capture)
+    rgb, depth = seq.rgb("0", 0), seq.depth("0", 0)
+    gt = np.asarray(seq.segmentation("0", 0))
+    with pytest.raises(ValueError, match="RGB-D crops"):
+        det.keypoints(rgb, gt)
+    with pytest.raises(ValueError, match="does not match the RGB image"):
+        det.keypoints(rgb, gt, depth[:-1])
+    kp, box = det.keypoints(rgb, gt, depth)
+    assert box is not None and kp.shape == (21, 3) and np.isfinite(kp).all()
+    seq_dir = _fresh_copy(capture, tmp_path)
+    summary = detect_sequence(seq_dir, w, device="cpu")
+    assert summary.written == 4
+    np.testing.assert_allclose(open_sequence(seq_dir).keypoints2d("0", 0), det(rgb, depth).keypoints, atol=1e-3)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from honnotate.perception.networks import (
+    DEPTH_CHANNELS,
     build_network,
     count_parameters,
     default_arch,
@@ -369,3 +370,32 @@ def test_attention_layers_grow_as_the_identity_and_learn():
         build_network("keypoints", {**TINY_KP, "context_attention": 1})
     with pytest.raises(ValueError, match="more attention layers"):
         grow_state_dict("keypoints", big.state_dict(), big_arch, arch)
+
+
+def test_depth_channels_grow_as_zero_weights_and_learn():
+    """An RGB network grown to RGB-D crops computes what it did whatever the depth channels
+    hold, then learns from them; an RGB-D network refuses RGB crops with a message naming the
+    channels; no shrinking back to RGB."""
+    torch.manual_seed(4)
+    rgb = build_network("keypoints", TINY_KP)
+    arch = {**TINY_KP, "depth": 1}
+    rgbd = build_network("keypoints", arch).eval()
+    rgbd.load_state_dict(grow_state_dict("keypoints", rgb.state_dict(), TINY_KP, arch))
+    x = torch.rand(2, 3, 32, 32)
+    d = torch.randn(2, DEPTH_CHANNELS, 32, 32)
+    for a, b in zip(rgb.eval()(x), rgbd(torch.cat([x, d], 1)), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    first = rgbd.backbone[0][0].weight
+    assert first.shape[1] == 3 + DEPTH_CHANNELS and not first[:, 3:].any()
+    opt = torch.optim.SGD(rgbd.parameters(), lr=0.5)
+    rgbd.train()
+    sum(o.square().sum() for o in rgbd(torch.cat([x, d], 1))).backward()
+    opt.step()
+    assert first[:, 3:].abs().sum() > 0
+    with pytest.raises(ValueError, match=r"\(B, 5, H, W\).*depth channels"):
+        rgbd(x)
+    with pytest.raises(ValueError, match="depth channels added to RGB crops"):
+        grow_state_dict("keypoints", rgbd.state_dict(), arch, TINY_KP)
+    with pytest.raises(ValueError, match="depth must be 0"):
+        build_network("keypoints", {**TINY_KP, "depth": 2})
+    assert full_arch("keypoints", TINY_KP)["depth"] == 0

@@ -49,7 +49,8 @@ def register(app: typer.Typer) -> None:
         arch: str = typer.Option("", help="Architecture changes, KEY=INT,... to the defaults or, with --init, to the "
                                  "init network's architecture (e.g. blocks=6: keypoint backbone residual blocks; "
                                  "context=2: a stride-16 context branch; context_attention=2: global self-attention "
-                                 "layers in that branch; the init network is grown to them)."),
+                                 "layers in that branch; depth=1: RGB-D keypoint crops, the capture's depth as two more "
+                                 "input channels; the init network is grown to them)."),
     ) -> None:
         """Train the segmentation (seg) or the 2D keypoint network; writes weights for `honnotate detect --weights`."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn

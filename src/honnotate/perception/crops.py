@@ -24,7 +24,14 @@ __all__ = [
     "pixels_to_cells",
     "decode_heatmaps",
     "fuse_heatmaps",
+    "depth_channels",
+    "DEPTH_UNIT",
+    "DEPTH_CLIP",
 ]
+
+#: Metres per unit of the relative depth channel of RGB-D keypoint crops, and its clip (units).
+DEPTH_UNIT = 0.05
+DEPTH_CLIP = 3.0
 
 
 def hand_box_from_mask(hand_mask: np.ndarray, *, min_pixels: int = 20,
@@ -156,6 +163,37 @@ def warp_image(image: np.ndarray, A: np.ndarray, size: tuple[int, int], *, neare
     mode = cv2.BORDER_REFLECT_101 if border == "reflect" else cv2.BORDER_CONSTANT
     return cv2.warpAffine(image, np.asarray(A, dtype=np.float64), (int(size[0]), int(size[1])), flags=flags,
                           borderMode=mode, borderValue=0)
+
+
+def depth_channels(depth_crop: np.ndarray) -> np.ndarray:
+    """The depth input channels of an RGB-D keypoint crop.
+
+    Args:
+        depth_crop: (S, S) float metres along the camera axis, 0 = no measurement (a depth map
+            warped with :func:`warp_image` ``nearest=True, border="constant"``: no values mixed
+            across depth edges).
+
+    Returns:
+        (S, S, 2) float32: depth relative to the crop's reference depth in units of
+        :data:`DEPTH_UNIT` (0.05 m; negative = nearer the camera), clipped to +-:data:`DEPTH_CLIP`
+        and 0 where there is no measurement; and the validity (1 measured, 0 not). The reference
+        is the median measured depth of the crop's central half (the hand is centred), else of
+        the whole crop; a crop without measurements gives zeros.
+    """
+    d = np.asarray(depth_crop, dtype=np.float32)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise ValueError(f"depth crop must be (S, S), got {d.shape}")
+    valid = np.isfinite(d) & (d > 0)
+    out = np.zeros(d.shape + (2,), np.float32)
+    if not valid.any():
+        return out
+    S = d.shape[0]
+    lo, hi = S // 4, S - S // 4
+    centre = d[lo:hi, lo:hi][valid[lo:hi, lo:hi]]
+    ref = float(np.median(centre if centre.size else d[valid]))
+    out[..., 0] = np.where(valid, np.clip((np.where(valid, d, ref) - ref) / DEPTH_UNIT, -DEPTH_CLIP, DEPTH_CLIP), 0.0)
+    out[..., 1] = valid
+    return out
 
 
 def pixels_to_cells(points, stride: int):

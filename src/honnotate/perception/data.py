@@ -23,7 +23,10 @@ Samples (dicts of tensors):
 * task "keypoints": ``image`` (3, S, S) float32 hand crop; ``heatmaps`` (21, S/4, S/4) float32
   targets (peak 1 visible, ``occluded_amplitude`` occluded); ``weights`` (21,) float32 (1 for
   joints inside the crop); ``keypoints`` (21, 3) float32 crop pixels u, v and visibility;
-  ``affine`` (2, 3) float64 image pixels -> crop pixels.
+  ``affine`` (2, 3) float64 image pixels -> crop pixels. With ``depth=True`` (RGB-D keypoint
+  networks) ``image`` is (5, S, S): RGB, then :func:`~honnotate.perception.crops.depth_channels`
+  of the capture's depth (the composites' rendered depth through the sensor noise model of
+  ``honnotate synth``, over an empty or a far background).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from torch.utils.data import Dataset
 from honnotate.perception.crops import (
     apply_affine,
     crop_transform,
+    depth_channels,
     hand_box_from_mask,
     heatmap_targets,
     warp_image,
@@ -358,18 +362,20 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
 
 
 def keypoint_crop(image: np.ndarray, labels: np.ndarray, keypoints: np.ndarray, crop: CropConfig,
-                  rng: np.random.Generator | None = None) -> dict[str, np.ndarray] | None:
+                  rng: np.random.Generator | None = None, depth: np.ndarray | None = None) -> dict[str, np.ndarray] | None:
     """A hand crop with heatmap targets from a full image.
 
     Args:
         image: (H, W, 3) float32 in [0, 1]. labels: (H, W) integer (2 = hand), for the box.
         keypoints: (21, 3) image pixels u, v and visibility (0/1), MANO order.
         crop: crop settings. rng: random jitter of the box (None: the exact detection box).
+        depth: (H, W) metres (0 = no measurement), for RGB-D crops; None: RGB only.
 
     Returns:
         dict with ``image`` (S, S, 3) float32, ``heatmaps`` (21, S/4, S/4), ``weights`` (21,),
-        ``keypoints`` (21, 3) crop pixels + visibility, ``affine`` (2, 3) image -> crop; or None
-        when the image has no hand pixels.
+        ``keypoints`` (21, 3) crop pixels + visibility, ``affine`` (2, 3) image -> crop, and with
+        ``depth`` given ``depth`` (S, S, 2) (:func:`~honnotate.perception.crops.depth_channels`);
+        or None when the image has no hand pixels.
     """
     box = hand_box_from_mask(labels == 2)
     if box is None:
@@ -389,26 +395,33 @@ def keypoint_crop(image: np.ndarray, labels: np.ndarray, keypoints: np.ndarray, 
     vis = (keypoints[:, 2] > 0) & inside
     amp = np.where(vis, 1.0, crop.occluded_amplitude) * inside
     hm = heatmap_targets(uv, amp, crop.size, 4, crop.sigma)
-    return {"image": img, "heatmaps": hm, "weights": inside.astype(np.float32),
-            "keypoints": np.concatenate([uv, vis[:, None]], 1).astype(np.float32), "affine": A}
+    out = {"image": img, "heatmaps": hm, "weights": inside.astype(np.float32),
+           "keypoints": np.concatenate([uv, vis[:, None]], 1).astype(np.float32), "affine": A}
+    if depth is not None:
+        out["depth"] = depth_channels(warp_image(np.asarray(depth, np.float32), A, (crop.size, crop.size),
+                                                 nearest=True, border="constant"))
+    return out
 
 
 def to_sample(task: str, image: np.ndarray, labels: np.ndarray, keypoints: np.ndarray | None,
-              crop: CropConfig, rng: np.random.Generator | None) -> dict[str, torch.Tensor] | None:
+              crop: CropConfig, rng: np.random.Generator | None,
+              depth: np.ndarray | None = None) -> dict[str, torch.Tensor] | None:
     """Tensors of one training sample (see the module docstring) from an augmented image.
 
     image (H, W, 3) float32 [0, 1]; labels (H, W) integer; keypoints (21, 3) u, v, visibility
-    (needed for "keypoints"). Returns None for a keypoint sample without hand pixels.
+    (needed for "keypoints"); depth (H, W) metres or None: a keypoint sample's ``image`` then has
+    the two depth channels after RGB, (5, S, S). Returns None for a keypoint sample without hand pixels.
     """
     if task == "segmentation":
         return {"image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
                 "labels": torch.from_numpy(labels.astype(np.int64))}
     if keypoints is None:
         raise ValueError("keypoint samples need keypoints")
-    c = keypoint_crop(image, labels, keypoints, crop, rng)
+    c = keypoint_crop(image, labels, keypoints, crop, rng, depth)
     if c is None:
         return None
-    return {"image": torch.from_numpy(np.ascontiguousarray(c["image"].transpose(2, 0, 1))),
+    img = c["image"] if depth is None else np.concatenate([c["image"], c["depth"]], 2)
+    return {"image": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)),
             "heatmaps": torch.from_numpy(c["heatmaps"]), "weights": torch.from_numpy(c["weights"]),
             "keypoints": torch.from_numpy(c["keypoints"]), "affine": torch.from_numpy(c["affine"])}
 
@@ -436,13 +449,18 @@ class SyntheticComposites(Dataset):
     Args:
         config: what to draw. task: "segmentation" or "keypoints". length: ``len(dataset)``
             (samples exist for any index >= 0; the sampler decides how many are used).
+        depth: keypoint samples with the depth channels (RGB-D keypoint networks).
     """
 
-    def __init__(self, config: CompositeConfig = CompositeConfig(), task: str = "segmentation", length: int = 100_000) -> None:
+    def __init__(self, config: CompositeConfig = CompositeConfig(), task: str = "segmentation", length: int = 100_000,
+                 *, depth: bool = False) -> None:
         _check_task(task)
+        if depth and task != "keypoints":
+            raise ValueError("depth channels are an input of keypoint networks only")
         self.config = config
         self.task = task
         self.length = int(length)
+        self.depth = bool(depth)
 
     def __len__(self) -> int:
         return self.length
@@ -522,7 +540,8 @@ class SyntheticComposites(Dataset):
             (render pixels -> image pixels; identity without augmentation); with
             ``return_scene``: ``scene`` holding ``K`` (3, 3), ``hand_vertices``,
             ``object_vertices`` (camera frame, metres; None when absent), the faces, ``table``
-            (:class:`TablePlane` or None) and the raw render labels (3 on the table).
+            (:class:`TablePlane` or None) and the raw render labels (3 on the table); with the
+            dataset's ``depth``: ``depth`` (H, W) float32 metres, noisy, 0 = no measurement.
         """
         if index < 0:
             raise IndexError(f"sample index must be >= 0, got {index}")
@@ -606,6 +625,9 @@ class SyntheticComposites(Dataset):
         gain = (rng.uniform(0.75, 1.25) * rng.uniform(0.92, 1.08, 3)).astype(np.float32)
         background = self._background(rng)
         image = np.where((rendered > 0)[..., None], np.clip(rgb * gain, 0, 1), background).astype(np.float32)
+        sensed = None
+        if self.depth:  # its own random stream: the RGB samples stay those of before
+            sensed = self._sensor_depth(depth, rendered > 0, f, cx, cy, np.random.default_rng([cfg.seed, int(index), 7]))
         uvw = hj_c @ np.array([[f, 0, cx], [0, f, cy], [0, 0, 1.0]]).T
         uv = uvw[:, :2] / uvw[:, 2:]
         vis = _visible(uv, hj_c[:, 2], labels, depth) if with_hand else np.zeros(21, bool)
@@ -614,6 +636,8 @@ class SyntheticComposites(Dataset):
             A = augment_affine(rng, cfg.width, cfg.height, cfg.augment)
             image = warp_image(image, A, (cfg.width, cfg.height))
             labels = warp_image(labels, A, (cfg.width, cfg.height), nearest=True)
+            if sensed is not None:
+                sensed = warp_image(sensed, A, (cfg.width, cfg.height), nearest=True, border="constant")
             uv = apply_affine(A, uv)
             ui, vi = np.round(uv[:, 0]).astype(int), np.round(uv[:, 1]).astype(int)
             inside = (ui >= 0) & (ui < cfg.width) & (vi >= 0) & (vi < cfg.height)
@@ -622,6 +646,8 @@ class SyntheticComposites(Dataset):
                 image = color_jitter(image, rng, cfg.augment)
         sample = {"image": image, "labels": labels,
                   "keypoints": np.concatenate([uv, vis[:, None]], 1).astype(np.float32), "affine": A}
+        if sensed is not None:
+            sample["depth"] = sensed
         if return_scene:
             sample["scene"] = {"K": cam.K.double().numpy(), "hand_vertices": hv_c if with_hand else None,
                                "object_vertices": ov_c if with_obj else None, "hand_faces": hand.faces,
@@ -629,6 +655,23 @@ class SyntheticComposites(Dataset):
                                "table": table,
                                "joints": hj_c}
         return sample
+
+    @staticmethod
+    def _sensor_depth(depth: np.ndarray, rendered: np.ndarray, f: float, cx: float, cy: float,
+                      rng: np.random.Generator) -> np.ndarray:
+        """(H, W) float32 metres: the render's depth where something was drawn, behind it for
+        half the scenes a far wall (0.4-1.5 m behind the nearest surface, tilted; captures
+        indoors see one, the generated ones see nothing), through the sensor noise model."""
+        from honnotate.synth.noise import DepthNoiseConfig, depth_noise
+
+        d = np.where(rendered, depth, 0.0)
+        if rng.random() < 0.5:
+            H, W = d.shape
+            far = float(d[rendered].min() if rendered.any() else 0.5) + rng.uniform(0.4, 1.5)
+            gu, gv = rng.uniform(-0.3, 0.3, 2) * far / max(W, H)
+            vv, uu = np.mgrid[0:H, 0:W]
+            d = np.where(rendered, d, far + gu * (uu - cx) + gv * (vv - cy))
+        return depth_noise(d.astype(np.float32), f, f, cx, cy, DepthNoiseConfig(), rng)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         # A keypoint sample needs a hand: redraw (deterministically) from derived indices.
@@ -640,7 +683,7 @@ class SyntheticComposites(Dataset):
             i = scene if attempt == 0 else scene + (attempt << 40)
             s = self._scene(i, not crop_jitter)
             rng = np.random.default_rng([self.config.seed, i, 1, *extra]) if self.config.augment.enabled else None
-            out = to_sample(self.task, s["image"], s["labels"], s["keypoints"], self.config.crop, rng)
+            out = to_sample(self.task, s["image"], s["labels"], s["keypoints"], self.config.crop, rng, s.get("depth"))
             if out is not None:
                 if crop_jitter:
                     out = _jitter_crop(out, np.random.default_rng([self.config.seed, i, 2, *extra]),
@@ -666,8 +709,10 @@ def _jitter_crop(sample: dict[str, torch.Tensor], rng: np.random.Generator, augm
     ``affine``. ``width``: width of the image the crop was cut from (the blur is in the pixels
     of a 640-wide capture: the crop's zoom times ``width / 640``)."""
     zoom = float(np.sqrt(abs(np.linalg.det(sample.pop("affine").numpy()[:, :2]))))
-    img = color_jitter(sample["image"].numpy().transpose(1, 2, 0), rng, augment, zoom * width / 640.0)
-    sample["image"] = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))
+    full = sample["image"].numpy()
+    img = color_jitter(full[:3].transpose(1, 2, 0), rng, augment, zoom * width / 640.0)
+    img = np.concatenate([img.transpose(2, 0, 1), full[3:]], 0)  # depth channels unchanged
+    sample["image"] = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))
     return sample
 
 
@@ -705,14 +750,19 @@ class SequenceFrames(Dataset):
             ``rgb/`` folder, in name order). task: "segmentation" or "keypoints".
         width, height: segmentation samples are resized to this size (pixels).
         augment: augmentation (``enabled=False``: resize only). crop: keypoint crops.
-        seed: augmentation seed.
+        seed: augmentation seed. depth: keypoint samples with the depth channels (the
+            captures' ``depth/`` maps).
     """
 
     def __init__(self, paths: list[str | Path], task: str = "segmentation", *, width: int = 320, height: int = 240,
-                 augment: AugmentConfig = AugmentConfig(), crop: CropConfig = CropConfig(), seed: int = 0) -> None:
+                 augment: AugmentConfig = AugmentConfig(), crop: CropConfig = CropConfig(), seed: int = 0,
+                 depth: bool = False) -> None:
         from honnotate.io.sequence import open_sequence
 
         _check_task(task)
+        if depth and task != "keypoints":
+            raise ValueError("depth channels are an input of keypoint networks only")
+        self.depth = bool(depth)
         self.task, self.width, self.height = task, int(width), int(height)
         self.augment, self.crop, self.seed = augment, crop, int(seed)
         self.items: list[tuple[Any, str, str, int, int]] = []
@@ -774,6 +824,10 @@ class SequenceFrames(Dataset):
 
     def _sample(self, item: int, index: int) -> dict[str, torch.Tensor] | None:
         image, labels, kp = self.frame(item)
+        depth = None
+        if self.depth:
+            seq, cam, frame = self.items[item][:3]
+            depth = seq.depth(cam, frame)
         rng = np.random.default_rng([self.seed, index, 2])
         H, W = labels.shape
         if self.task == "keypoints":  # crops come from full-size frames; the crop jitter augments
@@ -788,7 +842,7 @@ class SequenceFrames(Dataset):
         img = warp_image(image, A, size)
         lab = warp_image(labels, A, size, nearest=True)
         if self.task == "keypoints":  # the colour jitter on the crop, as the composites' keypoint samples
-            out = to_sample(self.task, img, lab, kp, self.crop, rng if self.augment.enabled else None)
+            out = to_sample(self.task, img, lab, kp, self.crop, rng if self.augment.enabled else None, depth)
             return _jitter_crop(out, rng, self.augment, W) if out is not None and self.augment.enabled else out
         if self.augment.enabled:
             img = color_jitter(img, rng, self.augment)

@@ -7,7 +7,8 @@ candidate box whose single crop gives the most confident keypoints: a skin-colou
 for hand must not stretch or steal the crop; then by default three crops at different rotations,
 their heatmaps averaged: test-time augmentation); keypoints are decoded from the last stage's
 heatmaps (arg-max + sub-pixel refinement) and mapped back to image pixels, with the heatmap
-peak as confidence. :func:`detect_sequence` writes the cue files of a capture with the
+peak as confidence. RGB-D keypoint weights (architecture ``depth=1``) also see the frame's depth
+in the crop (:func:`~honnotate.perception.crops.depth_channels`). :func:`detect_sequence` writes the cue files of a capture with the
 :mod:`honnotate.io.cues` writers, so detections and external detectors' cues read the same.
 """
 
@@ -24,12 +25,14 @@ from honnotate.perception.crops import (
     apply_affine,
     crop_transform,
     decode_heatmaps,
+    depth_channels,
     fuse_heatmaps,
     hand_box_candidates,
     hand_box_from_mask,
     invert_affine,
     warp_image,
 )
+from honnotate.perception.networks import full_arch
 from honnotate.perception.weights import load_weights
 
 __all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "TTA_DEFAULT"]
@@ -90,6 +93,8 @@ class Detector:
             self.kp, self.kp_info = load_weights("keypoints", weights_dir, device=self.device)
             self.crop_size = int(self.kp_info["input"]["crop_size"])
             self.margin = float(self.kp_info["input"]["margin"])
+        #: the keypoint network takes RGB-D crops (``keypoints()`` then needs the depth map)
+        self.needs_depth = bool(self.kp is not None and full_arch("keypoints", self.kp_info.get("arch"))["depth"])
 
     @torch.no_grad()
     def segment(self, rgb: np.ndarray) -> np.ndarray:
@@ -104,18 +109,31 @@ class Detector:
         return logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
 
     @torch.no_grad()
-    def keypoints(self, rgb: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float] | None]:
+    def keypoints(self, rgb: np.ndarray, labels: np.ndarray,
+                  depth: np.ndarray | None = None) -> tuple[np.ndarray, tuple[float, float, float] | None]:
         """2D keypoints in the crop around the hand of ``labels``.
 
         Args:
-            rgb: (H, W, 3) uint8. labels: (H, W) integer (2 = hand).
+            rgb: (H, W, 3) uint8. labels: (H, W) integer (2 = hand). depth: (H, W) metres (0 = no
+                measurement), registered to ``rgb``; needed by RGB-D keypoint weights
+                (:attr:`needs_depth`), ignored by RGB ones.
 
         Returns:
             ``((21, 3) float32 u, v, confidence; box or None)``.
+
+        Raises:
+            ValueError: RGB-D weights without ``depth``, or a depth map of another size.
         """
         rgb = _check_rgb(rgb)
         mask = np.asarray(labels) == 2
         image = rgb.astype(np.float32) / 255.0
+        if self.needs_depth:
+            if depth is None:
+                raise ValueError("these keypoint weights take RGB-D crops (arch depth=1): pass the frame's depth map")
+            depth = np.asarray(depth, dtype=np.float32)
+            if depth.shape != rgb.shape[:2]:
+                raise ValueError(f"depth map {depth.shape} does not match the RGB image {rgb.shape[:2]}")
+            image = (image, depth)
         boxes = hand_box_candidates(mask) if self.choose_box else [hand_box_from_mask(mask)]
         if self.kp is None or not boxes or boxes[0] is None:
             return np.zeros((21, 3), np.float32), None
@@ -131,9 +149,16 @@ class Detector:
         conf = np.clip(kp[:, 2], 0.0, 1.0)
         return np.concatenate([uv, conf[:, None]], 1).astype(np.float32), box
 
-    def _heatmaps(self, image: np.ndarray, maps: list[np.ndarray]) -> torch.Tensor:
-        """(H, W, 3) float32 image, crop maps (2, 3) -> last-stage heatmaps (len(maps), 21, S/4, S/4)."""
-        crops = np.stack([warp_image(image, A, (self.crop_size, self.crop_size), border="constant") for A in maps])
+    def _heatmaps(self, image: np.ndarray | tuple[np.ndarray, np.ndarray], maps: list[np.ndarray]) -> torch.Tensor:
+        """(H, W, 3) float32 image (or the pair image, (H, W) depth metres for RGB-D weights),
+        crop maps (2, 3) -> last-stage heatmaps (len(maps), 21, S/4, S/4)."""
+        size = (self.crop_size, self.crop_size)
+        if isinstance(image, tuple):
+            rgb, depth = image
+            crops = np.stack([np.concatenate([warp_image(rgb, A, size, border="constant"), depth_channels(
+                warp_image(depth, A, size, nearest=True, border="constant"))], 2) for A in maps])
+        else:
+            crops = np.stack([warp_image(image, A, size, border="constant") for A in maps])
         return self.kp(torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).to(self.device))[-1]
 
     def _choose_box(self, image: np.ndarray, boxes: list[tuple[float, float, float]]) -> tuple[float, float, float]:
@@ -142,10 +167,11 @@ class Detector:
         score = hm.flatten(2).amax(-1).clamp(0.0, 1.0).mean(1)
         return boxes[int(score.argmax())]
 
-    def __call__(self, rgb: np.ndarray) -> Detection:
-        """Segmentation and keypoints of one (H, W, 3) uint8 RGB image (see :class:`Detection`)."""
+    def __call__(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> Detection:
+        """Segmentation and keypoints of one (H, W, 3) uint8 RGB image (see :class:`Detection`);
+        ``depth`` (H, W) metres for RGB-D keypoint weights (see :meth:`keypoints`)."""
         labels = self.segment(rgb)
-        kp, box = self.keypoints(rgb, labels)
+        kp, box = self.keypoints(rgb, labels, depth)
         return Detection(labels=labels, keypoints=kp, box=box)
 
 
@@ -205,7 +231,7 @@ def detect_sequence(sequence: str | Path, weights_dir: str | Path | None = None,
         skipped += 2 - len(todo)
         if todo:
             t0 = time.perf_counter()
-            d = det(seq.rgb(cam, frame))
+            d = det(seq.rgb(cam, frame), seq.depth(cam, frame) if det.needs_depth else None)
             seconds += time.perf_counter() - t0
             if seg_path in todo:
                 write_segmentation(seg_path, d.labels, durable=False)

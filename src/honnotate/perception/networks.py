@@ -9,7 +9,8 @@
   The confidence of a joint is its heatmap peak (targets peak at 1 for visible joints).
 
 Both take images ``(B, 3, H, W) float32`` in [0, 1] (RGB), any device; the normalisation is
-inside the network. Architectures are described by plain dicts (saved in the weights files),
+inside the network. A keypoint network with ``depth=1`` takes RGB-D crops ``(B, 5, S, S)``: RGB,
+then the depth channels of :func:`~honnotate.perception.crops.depth_channels`. Architectures are described by plain dicts (saved in the weights files),
 built by :func:`build_network`.
 """
 
@@ -31,12 +32,15 @@ __all__ = [
     "TASKS",
     "NUM_CLASSES",
     "NUM_JOINTS",
+    "DEPTH_CHANNELS",
 ]
 
 #: Task names; a weights file holds one network for one task.
 TASKS = ("segmentation", "keypoints")
 NUM_CLASSES = 3
 NUM_JOINTS = 21
+#: Extra input channels of an RGB-D keypoint network (``depth=1``): relative depth, validity.
+DEPTH_CHANNELS = 2
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 
@@ -67,12 +71,15 @@ class _Normalize(nn.Module):
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        """Normalises the 3 RGB channels; further (depth) channels pass unchanged."""
+        rgb = (x[:, :3] - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        return rgb if x.shape[1] == 3 else torch.cat([rgb, x[:, 3:]], 1)
 
 
-def _check_image(x: torch.Tensor, multiple: int) -> None:
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"expected images of shape (B, 3, H, W) in [0, 1], got {tuple(x.shape)}")
+def _check_image(x: torch.Tensor, multiple: int, channels: int = 3) -> None:
+    if x.ndim != 4 or x.shape[1] != channels:
+        what = "RGB in [0, 1]" if channels == 3 else f"RGB in [0, 1] and {channels - 3} depth channels (depth_channels)"
+        raise ValueError(f"expected images of shape (B, {channels}, H, W), {what}, got {tuple(x.shape)}")
     if x.shape[2] % multiple or x.shape[3] % multiple:
         raise ValueError(f"image height and width must be multiples of {multiple}, got {tuple(x.shape[2:])}")
 
@@ -144,6 +151,7 @@ class SegmentationNet(nn.Module):
 _BLOCK_DILATIONS = (1, 2, 4)
 #: Index of the keypoint backbone's first residual block in ``backbone`` (after three convolutions).
 _FIRST_BLOCK = 3
+_FIRST_CONV = "backbone.0.0.weight"  # (width / 2, in_channels, 3, 3)
 
 
 def _positions(h: int, w: int, ch: int, like: torch.Tensor) -> torch.Tensor:
@@ -221,6 +229,9 @@ class KeypointNet(nn.Module):
         context: residual blocks of a context branch at stride 16 whose output is added to the
             backbone features (0: no branch). context_width: its channels.
         context_attention: global self-attention layers at the end of the context branch (0: none).
+        depth: 1: the crop has :data:`DEPTH_CHANNELS` more channels after RGB, the hand's depth
+            relative to the crop centre and its validity (:func:`~honnotate.perception.crops.depth_channels`,
+            from the capture's depth map); 0: RGB only.
 
     The heatmaps are at 1/4 of the crop resolution (``stride = 4``). A network with more
     ``blocks`` can start from the weights of one with fewer: :func:`grow_state_dict` (the extra
@@ -230,7 +241,8 @@ class KeypointNet(nn.Module):
     stride = 4
 
     def __init__(self, width: int = 64, stages: int = 3, stage_width: int = 64, num_joints: int = NUM_JOINTS,
-                 blocks: int = 3, context: int = 0, context_width: int = 128, context_attention: int = 0) -> None:
+                 blocks: int = 3, context: int = 0, context_width: int = 128, context_attention: int = 0,
+                 depth: int = 0) -> None:
         super().__init__()
         if stages < 1:
             raise ValueError(f"stages must be >= 1, got {stages}")
@@ -241,9 +253,12 @@ class KeypointNet(nn.Module):
         if context_attention < 0 or (context_attention and not context):
             raise ValueError(f"context_attention must be >= 0 and needs a context branch (context >= 1), "
                              f"got {context_attention} with context {context}")
+        if depth not in (0, 1):
+            raise ValueError(f"depth must be 0 (RGB crops) or 1 (RGB-D crops), got {depth}")
+        self.in_channels = 3 + DEPTH_CHANNELS * int(depth)
         self.normalize = _Normalize()
         self.backbone = nn.Sequential(
-            _conv(3, width // 2, stride=2), _conv(width // 2, width // 2), _conv(width // 2, width, stride=2),
+            _conv(self.in_channels, width // 2, stride=2), _conv(width // 2, width // 2), _conv(width // 2, width, stride=2),
             *(_Residual(width, _BLOCK_DILATIONS[k % len(_BLOCK_DILATIONS)]) for k in range(blocks)),
         )
         # stride-16 context (0: none; files written before it existed have none)
@@ -258,8 +273,9 @@ class KeypointNet(nn.Module):
             ))
 
     def forward(self, crop: torch.Tensor) -> list[torch.Tensor]:
-        """(B, 3, S, S) float RGB crops in [0, 1] -> list (one per stage) of (B, 21, S/4, S/4) heatmaps."""
-        _check_image(crop, self.stride)
+        """(B, C, S, S) float crops (RGB in [0, 1], then the depth channels when ``depth``) -> list
+        (one per stage) of (B, 21, S/4, S/4) heatmaps."""
+        _check_image(crop, self.stride, self.in_channels)
         feats = self.backbone(self.normalize(crop))
         if self.context is not None:
             feats = self.context(feats)
@@ -278,7 +294,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     # images at 320x240, one thread)
     "segmentation": {"base": 16, "levels": 3, "max_channels": 64, "stem_stride": 2, "refine_channels": 8},
     "keypoints": {"width": 64, "stages": 3, "stage_width": 64, "blocks": 3, "context": 0, "context_width": 128,
-                  "context_attention": 0},
+                  "context_attention": 0, "depth": 0},
 }
 
 
@@ -301,9 +317,11 @@ def grow_state_dict(task: str, state: dict[str, torch.Tensor], arch_from: dict[s
     network ``state`` (architecture ``arch_from``) computes.
 
     Only keypoint networks grow: more backbone ``blocks``, and a ``context`` branch added to a
-    network without one (any ``context_width``). The extra residual blocks and the branch get
+    network without one (any ``context_width``), attention layers added to it, depth input
+    channels added to an RGB network. The extra residual blocks and the branch get
     freshly initialised convolutions and a zero scale and shift on their last normalisation, so
-    each adds nothing to its input (which is >= 0 after a ReLU) until training moves that scale.
+    each adds nothing to its input (which is >= 0 after a ReLU) until training moves that scale;
+    the first convolution's weights on the new depth channels start at zero.
 
     Raises:
         ValueError: the architectures differ otherwise (naming the keys).
@@ -313,14 +331,18 @@ def grow_state_dict(task: str, state: dict[str, torch.Tensor], arch_from: dict[s
         return dict(state)
     diff = sorted(k for k in b if a.get(k) != b[k])
     context_ok = a["context"] == 0 or (a["context"], a["context_width"]) == (b["context"], b["context_width"])
-    if (task != "keypoints" or not set(diff) <= {"blocks", "context", "context_width", "context_attention"}
-            or b["blocks"] < a["blocks"] or not context_ok or b["context_attention"] < a["context_attention"]):
+    if (task != "keypoints" or not set(diff) <= {"blocks", "context", "context_width", "context_attention", "depth"}
+            or b["blocks"] < a["blocks"] or not context_ok or b["context_attention"] < a["context_attention"]
+            or b["depth"] < a["depth"]):
         raise ValueError(f"cannot grow a {task} network {a} into {b} (keys {diff}): only more keypoint backbone "
-                         "blocks, a context branch where there was none and more attention layers in it "
-                         "are supported")
+                         "blocks, a context branch where there was none, more attention layers in it "
+                         "and depth channels added to RGB crops are supported")
     grown = build_network(task, b)
     out = grown.state_dict()
     out.update(state)
+    if b["depth"] > a["depth"]:  # the first convolution sees the new channels through zero weights
+        w = state[_FIRST_CONV]
+        out[_FIRST_CONV] = torch.cat([w, w.new_zeros(w.shape[0], DEPTH_CHANNELS, *w.shape[2:])], 1)
     zero = [f"backbone.{_FIRST_BLOCK + k}.body.2" for k in range(a["blocks"], b["blocks"])]
     if a["context"] == 0 and b["context"] > 0:
         zero.append("context.up.1")

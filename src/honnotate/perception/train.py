@@ -356,14 +356,15 @@ def train(config: TrainConfig, *, resume: bool = False,
         if start and ema_state is not None:
             ema_model.load_state_dict(ema_state)
 
-    synthetic = SyntheticComposites(cfg.synthetic, cfg.task)
+    rgbd = cfg.task == "keypoints" and bool(full_arch(cfg.task, cfg.arch)["depth"])  # RGB-D crops
+    synthetic = SyntheticComposites(cfg.synthetic, cfg.task, depth=rgbd)
     if cfg.synthetic.objects and cfg.data_fraction < 1.0:
         _ = synthetic.grasp_bank  # made before any worker forks
     real = None
     if cfg.data:
         syn = cfg.synthetic
         real = SequenceFrames(list(cfg.data), cfg.task, width=syn.width, height=syn.height,
-                              augment=syn.augment, crop=syn.crop, seed=cfg.seed)
+                              augment=syn.augment, crop=syn.crop, seed=cfg.seed, depth=rgbd)
     dataset = _Mixture(synthetic, real, cfg.data_fraction if real is not None else 0.0, cfg.seed)
     loader = DataLoader(dataset, batch_sampler=_StepSampler(start, cfg.steps, cfg.batch), num_workers=cfg.workers,
                         pin_memory=device.type == "cuda", persistent_workers=False)
