@@ -1,7 +1,8 @@
 """Cost of training the perception networks on CPU: seconds per optimiser step of each network
 (the shipped default architecture and the full-resolution U-Net it replaced; float32 and bfloat16
 mixed precision, ``--precision bf16`` of ``honnotate train``) and milliseconds per rendered
-training sample (keypoints: one crop per composite, and two, ``--crops-per-scene 2``).
+training sample (keypoints: one crop per composite, and two, ``--crops-per-scene 2``; and a
+crop read from a sample bank, ``--bank``: colour jitter and heatmap targets only).
 
 Run: ``python benchmarks/perception_train.py [--threads 1]`` (writes the BENCHMARKS.md section
 "perception_train"). One thread is how two trainings share a 2-core machine.
@@ -26,6 +27,8 @@ CASES = [
     ("segmentation, U-Net at full resolution (the earlier default)", "segmentation",
      {"stem_stride": 1, "levels": 4, "max_channels": 96}, 8, (3, 240, 320)),
     ("keypoints, default (3 stages)", "keypoints", {}, 16, (3, 128, 128)),
+    ("keypoints, with a stride-16 context branch (the shipped kp11, context=2)", "keypoints", {"context": 2}, 16,
+     (3, 128, 128)),
 ]
 
 
@@ -69,6 +72,23 @@ def sample_ms(task: str, width: int, height: int, n: int, crops_per_scene: int =
     return 1e3 * (time.perf_counter() - t0) / n
 
 
+def bank_sample_ms(n: int) -> float:
+    """Mean milliseconds per keypoint sample read from a sample bank (colour jitter, targets)."""
+    import tempfile
+
+    from honnotate.perception.bank import SampleBank, write_bank
+
+    cfg = CompositeConfig(width=640, height=480, grasps_per_object=2, crops_per_scene=2)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_bank(SyntheticComposites(cfg, "keypoints", crop_colour=False), tmp, n, crop=cfg.crop)
+        ds = SampleBank([tmp], cfg.crop, cfg.augment)
+        ds[0]
+        t0 = time.perf_counter()
+        for i in range(1, n + 1):
+            ds[i]
+        return 1e3 * (time.perf_counter() - t0) / n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
@@ -86,11 +106,15 @@ def main() -> None:
         what = f", {per_scene} crops per composite" if task == "keypoints" else ""
         rows.append(f"| {task}, rendered at {w}x{h}{what} | {sample_ms(task, w, h, 10 * per_scene, per_scene):.0f} |")
         print(rows[-1], flush=True)
+    rows.append(f"| keypoints, a crop read from a sample bank (`--bank`: colour jitter, heatmap targets) | "
+                f"{bank_sample_ms(20):.1f} |")
+    print(rows[-1], flush=True)
     body = (f"Machine: {machine_description()}, torch {a.threads} thread(s). Command: "
             f"`python benchmarks/perception_train.py --threads {a.threads}`. Median of {a.steps} AdamW steps "
             "on random inputs (bf16: bfloat16 autocast forward, as `honnotate train --precision bf16`; fast "
             "where the CPU has AMX, slower without: compare the rows on your machine); samples: mean of 10 composites (render, background, "
-            "augmentation; keypoints: the 128 px hand crop; 2 crops per composite: 20 crops of 10).\n\n" + "\n".join(rows) + "\n")
+            "augmentation; keypoints: the 128 px hand crop; 2 crops per composite: 20 crops of 10); bank: mean of "
+            "20 reads.\n\n" + "\n".join(rows) + "\n")
     print(body)
     write_section("perception_train", body)
 

@@ -51,6 +51,12 @@ def register(app: typer.Typer) -> None:
                                  "context=2: a stride-16 context branch; context_attention=2: global self-attention "
                                  "layers in that branch; depth=1: RGB-D keypoint crops, the capture's depth as two more "
                                  "input channels; the init network is grown to them)."),
+        write_bank: int = typer.Option(0, "--write-bank", help="Keypoints: instead of training, write this many samples "
+                                       "of the data (composites and --data frames, crops augmented, before colour jitter) "
+                                       "to --out as a sample bank (an interrupted bank is finished by the same command)."),
+        bank: list[Path] = typer.Option([], "--bank", help="Keypoints: train on these sample banks (repeatable) instead "
+                                        "of drawing new data: several times faster steps on a CPU; colour jitter is "
+                                        "drawn anew for each use of a crop."),
     ) -> None:
         """Train the segmentation (seg) or the 2D keypoint network; writes weights for `honnotate detect --weights`."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -85,10 +91,13 @@ def register(app: typer.Typer) -> None:
                               workers=workers, data=tuple(str(d) for d in data), data_fraction=data_fraction,
                               checkpoint_every=checkpoint_every, synthetic=CompositeConfig(**syn),
                               init=str(init) if init is not None else None, precision=precision, ema=ema,
-                              arch=arch_dict,
+                              arch=arch_dict, bank=tuple(str(b) for b in bank),
                               **{k: v for k, v in (("foreground", foreground), ("integral", integral)) if v is not None})
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
+        if write_bank:
+            _write_bank(cfg, write_bank)
+            return
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn()) as bar:
             job = bar.add_task(f"train {full}", total=steps, loss=float("nan"))
@@ -100,6 +109,23 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(2) from None
         typer.echo(f"trained {full} for {result.steps} steps; weights: {result.weights}; "
                    f"losses: {out / (full + '_losses.csv')}, {out / (full + '_loss.png')}")
+
+
+def _write_bank(cfg, count: int) -> None:
+    """``--write-bank``: the samples of ``cfg``'s data as a bank in ``cfg.out``."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from honnotate.perception.train import write_training_bank
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn()) as bar:
+        job = bar.add_task("write sample bank", total=count)
+        try:
+            path = write_training_bank(cfg, count, progress=lambda done, total: bar.update(job, completed=done))
+        except (ValueError, FileNotFoundError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    typer.echo(f"wrote a sample bank of {count} keypoint crops: {path} (train on it with --bank {path})")
 
 
 def _init_arch(task: str, init: Path) -> dict[str, int]:

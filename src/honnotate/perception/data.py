@@ -450,10 +450,12 @@ class SyntheticComposites(Dataset):
         config: what to draw. task: "segmentation" or "keypoints". length: ``len(dataset)``
             (samples exist for any index >= 0; the sampler decides how many are used).
         depth: keypoint samples with the depth channels (RGB-D keypoint networks).
+        crop_colour: keypoint samples get their colour jitter (False: the crops before it, with
+            ``affine`` replaced by ``pixel_scale``, for :func:`honnotate.perception.bank.write_bank`).
     """
 
     def __init__(self, config: CompositeConfig = CompositeConfig(), task: str = "segmentation", length: int = 100_000,
-                 *, depth: bool = False) -> None:
+                 *, depth: bool = False, crop_colour: bool = True) -> None:
         _check_task(task)
         if depth and task != "keypoints":
             raise ValueError("depth channels are an input of keypoint networks only")
@@ -461,6 +463,7 @@ class SyntheticComposites(Dataset):
         self.task = task
         self.length = int(length)
         self.depth = bool(depth)
+        self.crop_colour = bool(crop_colour)
 
     def __len__(self) -> int:
         return self.length
@@ -686,8 +689,8 @@ class SyntheticComposites(Dataset):
             out = to_sample(self.task, s["image"], s["labels"], s["keypoints"], self.config.crop, rng, s.get("depth"))
             if out is not None:
                 if crop_jitter:
-                    out = _jitter_crop(out, np.random.default_rng([self.config.seed, i, 2, *extra]),
-                                       self.config.augment, self.config.width)
+                    out = _finish_crop(out, np.random.default_rng([self.config.seed, i, 2, *extra]),
+                                       self.config.augment, self.config.width, self.crop_colour)
                 return out
         raise RuntimeError(f"sample {index}: no hand visible in 20 draws; check the CompositeConfig")
 
@@ -703,12 +706,16 @@ class SyntheticComposites(Dataset):
         return cached[1]
 
 
-def _jitter_crop(sample: dict[str, torch.Tensor], rng: np.random.Generator, augment: AugmentConfig,
-                 width: int) -> dict[str, torch.Tensor]:
+def _finish_crop(sample: dict[str, torch.Tensor], rng: np.random.Generator, augment: AugmentConfig,
+                 width: int, colour: bool = True) -> dict[str, torch.Tensor]:
     """Colour jitter of a keypoint sample's crop (20x fewer pixels than the full image); drops
     ``affine``. ``width``: width of the image the crop was cut from (the blur is in the pixels
-    of a 640-wide capture: the crop's zoom times ``width / 640``)."""
+    of a 640-wide capture: the crop's zoom times ``width / 640``). ``colour=False``: no jitter;
+    the sample gets that blur scale as ``pixel_scale`` (() float32) for a later jitter."""
     zoom = float(np.sqrt(abs(np.linalg.det(sample.pop("affine").numpy()[:, :2]))))
+    if not colour:
+        sample["pixel_scale"] = torch.tensor(zoom * width / 640.0, dtype=torch.float32)
+        return sample
     full = sample["image"].numpy()
     img = color_jitter(full[:3].transpose(1, 2, 0), rng, augment, zoom * width / 640.0)
     img = np.concatenate([img.transpose(2, 0, 1), full[3:]], 0)  # depth channels unchanged
@@ -751,18 +758,19 @@ class SequenceFrames(Dataset):
         width, height: segmentation samples are resized to this size (pixels).
         augment: augmentation (``enabled=False``: resize only). crop: keypoint crops.
         seed: augmentation seed. depth: keypoint samples with the depth channels (the
-            captures' ``depth/`` maps).
+            captures' ``depth/`` maps). crop_colour: as for :class:`SyntheticComposites`.
     """
 
     def __init__(self, paths: list[str | Path], task: str = "segmentation", *, width: int = 320, height: int = 240,
                  augment: AugmentConfig = AugmentConfig(), crop: CropConfig = CropConfig(), seed: int = 0,
-                 depth: bool = False) -> None:
+                 depth: bool = False, crop_colour: bool = True) -> None:
         from honnotate.io.sequence import open_sequence
 
         _check_task(task)
         if depth and task != "keypoints":
             raise ValueError("depth channels are an input of keypoint networks only")
         self.depth = bool(depth)
+        self.crop_colour = bool(crop_colour)
         self.task, self.width, self.height = task, int(width), int(height)
         self.augment, self.crop, self.seed = augment, crop, int(seed)
         self.items: list[tuple[Any, str, str, int, int]] = []
@@ -843,7 +851,7 @@ class SequenceFrames(Dataset):
         lab = warp_image(labels, A, size, nearest=True)
         if self.task == "keypoints":  # the colour jitter on the crop, as the composites' keypoint samples
             out = to_sample(self.task, img, lab, kp, self.crop, rng if self.augment.enabled else None, depth)
-            return _jitter_crop(out, rng, self.augment, W) if out is not None and self.augment.enabled else out
+            return _finish_crop(out, rng, self.augment, W, self.crop_colour) if out is not None and self.augment.enabled else out
         if self.augment.enabled:
             img = color_jitter(img, rng, self.augment)
         return to_sample(self.task, img, lab, kp, self.crop, rng if self.augment.enabled else None)

@@ -11,8 +11,13 @@ networks can be trained into one folder, which is then a weights folder for ``ho
 * ``<task>_losses.csv`` (step, loss, learning rate, seconds) and ``<task>_loss.png``.
 
 Batches are a pure function of ``(seed, step)``: sample ``step * batch + j`` of the synthetic
-dataset (or of the mixture with ``data`` sequences), so a resumed run sees exactly the batches
-an uninterrupted run would have seen.
+dataset (or of the mixture with ``data`` sequences, or of the sample banks), so a resumed run
+sees exactly the batches an uninterrupted run would have seen.
+
+:func:`write_training_bank` stores the first samples of a run's data as a sample bank
+(:mod:`honnotate.perception.bank`); a run with ``bank`` trains on those crops again and again
+with fresh colour jitter, several times faster per step on a CPU, where making the samples
+costs more than the network's step.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from honnotate.io.files import atomic_write_bytes, atomic_write_text
+from honnotate.perception.bank import SampleBank, write_bank
 from honnotate.perception.crops import pixels_to_cells
 from honnotate.perception.data import CompositeConfig, SequenceFrames, SyntheticComposites
 from honnotate.perception.networks import (
@@ -46,7 +52,7 @@ from honnotate.perception.weights import WEIGHTS_FILES, save_weights
 #: Training precisions (:class:`TrainConfig`).
 PRECISIONS = ("fp32", "bf16")
 
-__all__ = ["PRECISIONS", "TrainConfig", "TrainResult", "train", "ema_update", "segmentation_loss", "keypoint_loss", "resolve_device"]
+__all__ = ["PRECISIONS", "TrainConfig", "TrainResult", "train", "write_training_bank", "ema_update", "segmentation_loss", "keypoint_loss", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,10 @@ class TrainConfig:
     it needs a GPU with bfloat16); ema: decay of an exponential moving average of the weights
     (0: off; e.g. 0.999 averages over about the last 1000 steps), updated after every step
     with the decay ``min(ema, (1 + step) / (10 + step))`` and exported instead of the raw
-    weights (the averaged network is smoother than the last step's; the checkpoint keeps both).
+    weights (the averaged network is smoother than the last step's; the checkpoint keeps both);
+    bank: keypoints only: sample bank folders (:mod:`honnotate.perception.bank`, written by
+    :func:`write_training_bank`) to train on instead of drawing composites and ``data`` frames
+    (each crop's colour jitter drawn anew; ``synthetic.crop`` size and margin must be the banks').
     """
 
     task: str = "segmentation"
@@ -96,6 +105,7 @@ class TrainConfig:
     integral: float = 0.0
     precision: str = "fp32"
     ema: float = 0.0
+    bank: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.task not in ("segmentation", "keypoints"):
@@ -109,10 +119,16 @@ class TrainConfig:
             raise ValueError(f"ema must be in [0, 1) (0: off), got {self.ema}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.bank and self.task != "keypoints":
+            raise ValueError("sample banks hold keypoint crops: bank is for the keypoints task only")
+        if self.bank and self.data:
+            raise ValueError("a bank replaces the generated data: write the --data captures into the bank "
+                             "(--write-bank with --data) instead of passing both")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["data"] = list(self.data)
+        d["bank"] = list(self.bank)
         d["arch"] = full_arch(self.task, self.arch)
         return json.loads(json.dumps(d))  # tuples -> lists, as written to JSON
 
@@ -356,16 +372,10 @@ def train(config: TrainConfig, *, resume: bool = False,
         if start and ema_state is not None:
             ema_model.load_state_dict(ema_state)
 
-    rgbd = cfg.task == "keypoints" and bool(full_arch(cfg.task, cfg.arch)["depth"])  # RGB-D crops
-    synthetic = SyntheticComposites(cfg.synthetic, cfg.task, depth=rgbd)
-    if cfg.synthetic.objects and cfg.data_fraction < 1.0:
-        _ = synthetic.grasp_bank  # made before any worker forks
-    real = None
-    if cfg.data:
-        syn = cfg.synthetic
-        real = SequenceFrames(list(cfg.data), cfg.task, width=syn.width, height=syn.height,
-                              augment=syn.augment, crop=syn.crop, seed=cfg.seed, depth=rgbd)
-    dataset = _Mixture(synthetic, real, cfg.data_fraction if real is not None else 0.0, cfg.seed)
+    if cfg.bank:
+        dataset = SampleBank(list(cfg.bank), cfg.synthetic.crop, cfg.synthetic.augment, cfg.seed, depth=_rgbd(cfg))
+    else:
+        dataset = _training_data(cfg)
     loader = DataLoader(dataset, batch_sampler=_StepSampler(start, cfg.steps, cfg.batch), num_workers=cfg.workers,
                         pin_memory=device.type == "cuda", persistent_workers=False)
     losses = []
@@ -412,6 +422,47 @@ def train(config: TrainConfig, *, resume: bool = False,
         _export(out, cfg, ema_model or model, step, losses)
     _plot_losses(csv_path, out / f"{cfg.task}_loss.png", f"{cfg.task} ({count_parameters(model) / 1e6:.2f} M parameters)")
     return TrainResult(out=out, weights=out / WEIGHTS_FILES[cfg.task], steps=step, losses=np.asarray(losses))
+
+
+def _rgbd(cfg: TrainConfig) -> bool:
+    """The run trains an RGB-D keypoint network (architecture ``depth=1``)."""
+    return cfg.task == "keypoints" and bool(full_arch(cfg.task, cfg.arch)["depth"])
+
+
+def _training_data(cfg: TrainConfig, crop_colour: bool = True) -> Dataset:
+    """The composites of ``cfg.synthetic``, mixed with the frames of ``cfg.data`` when given."""
+    rgbd = _rgbd(cfg)
+    synthetic = SyntheticComposites(cfg.synthetic, cfg.task, depth=rgbd, crop_colour=crop_colour)
+    if cfg.synthetic.objects and cfg.data_fraction < 1.0:
+        _ = synthetic.grasp_bank  # made before any worker forks
+    real = None
+    if cfg.data:
+        syn = cfg.synthetic
+        real = SequenceFrames(list(cfg.data), cfg.task, width=syn.width, height=syn.height, augment=syn.augment,
+                              crop=syn.crop, seed=cfg.seed, depth=rgbd, crop_colour=crop_colour)
+    return _Mixture(synthetic, real, cfg.data_fraction if real is not None else 0.0, cfg.seed)
+
+
+def write_training_bank(cfg: TrainConfig, count: int, *, shard_size: int = 512,
+                        progress: Callable[[int, int], None] | None = None) -> Path:
+    """Write the first ``count`` keypoint samples a run of ``cfg`` would draw (composites and
+    ``cfg.data`` frames, crop geometry augmented, before colour jitter) as a sample bank in
+    ``cfg.out`` (:func:`honnotate.perception.bank.write_bank`; an interrupted bank is finished
+    by the same call). Train on it with ``TrainConfig(bank=(cfg.out,))``.
+
+    Raises:
+        ValueError: not the keypoints task, or augmentation disabled (the bank stores crops
+            whose colour jitter training draws); BankError: ``cfg.out`` holds another bank.
+    """
+    if cfg.task != "keypoints":
+        raise ValueError("sample banks hold keypoint crops: --write-bank is for the keypoints task only")
+    if cfg.bank:
+        raise ValueError("--write-bank draws new samples: it cannot read from --bank")
+    if not cfg.synthetic.augment.enabled:
+        raise ValueError("sample banks need the augmentation enabled (training draws each crop's colour jitter)")
+    source = {k: v for k, v in cfg.to_dict().items() if k in ("seed", "data", "data_fraction", "synthetic", "arch")}
+    return write_bank(_training_data(cfg, crop_colour=False), cfg.out, count, crop=cfg.synthetic.crop,
+                      depth=_rgbd(cfg), shard_size=shard_size, workers=cfg.workers, source=source, progress=progress)
 
 
 def _load_init(model: torch.nn.Module, cfg: TrainConfig) -> None:
