@@ -130,9 +130,10 @@ def _stack(samples: list[dict[str, torch.Tensor]]) -> dict[str, np.ndarray]:
 class SampleBank(Dataset):
     """Keypoint training samples from bank folders (see the module docstring).
 
-    Any index >= 0 is a sample: index ``i`` is bank sample ``i % len(self)`` (banks in the order
-    given) with the colour jitter of ``i`` itself, so each pass over the bank shows the crops in
-    other colours, blur and noise.
+    Any index >= 0 is a sample: indices ``p * len(self) .. (p + 1) * len(self) - 1`` are pass
+    ``p`` over all banks' samples in an order shuffled by ``(seed, p)`` (consecutive indices,
+    a training batch, mix the banks), each with the colour jitter of its index, so each pass
+    shows the crops in another order and in other colours, blur and noise.
 
     Args:
         paths: bank folders. crop: the training run's crop settings (default ``CropConfig()``;
@@ -181,9 +182,17 @@ class SampleBank(Dataset):
             sizes += [min(size, n - k * size) for k in range(len(shards))]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)])
         self._arrays: dict[int, dict[str, np.ndarray]] = {}
+        self._order: tuple[int, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
+
+    def item(self, index: int) -> int:
+        """The bank sample (position in the banks, in order) that ``index`` shows."""
+        p, k = divmod(int(index), len(self))
+        if self._order is None or self._order[0] != p:
+            self._order = (p, np.random.default_rng([self.seed, p, 8]).permutation(len(self)))
+        return int(self._order[1][k])
 
     def _shard(self, k: int) -> dict[str, np.ndarray]:
         """Arrays of shard ``k``, memory-mapped (opened once per process)."""
@@ -198,7 +207,7 @@ class SampleBank(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if index < 0:
             raise IndexError(f"sample index must be >= 0, got {index}")
-        item = int(index) % len(self)
+        item = self.item(index)
         k = int(np.searchsorted(self.offsets, item, side="right")) - 1
         a, j = self._shard(k), item - int(self.offsets[k])
         image = np.asarray(a["images"][j], dtype=np.float32) / 255.0  # (S, S, 3)
