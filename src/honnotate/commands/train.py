@@ -38,8 +38,9 @@ def register(app: typer.Typer) -> None:
         checkpoint_every: int = typer.Option(200, help="Steps between checkpoints."),
         init: Path | None = typer.Option(None, "--init", help="Start from these weights (a weights file or folder, "
                                          "e.g. the shipped weights) instead of a random network: fine-tuning."),
-        precision: str = typer.Option("fp32", help="fp32, or bf16: mixed precision (the forward pass in bfloat16; "
-                                      "~2.4x faster on CPUs with AMX and on recent GPUs; slower on CPUs without AMX)."),
+        precision: str = typer.Option("fp32", help="fp32; bf16: mixed precision (the forward pass in bfloat16; "
+                                      "~2.4x faster on CPUs with AMX and on recent GPUs; slower on CPUs without AMX); "
+                                      "or auto: bf16 where it is fast (a CPU with AMX, a GPU with bfloat16), else fp32."),
         ema: float = typer.Option(0.0, help="Decay of a moving average of the weights, exported instead of the last "
                                              "step's (0: off; 0.999: about the last 1000 steps)."),
         foreground: float | None = typer.Option(None, help="Keypoints: weight of the heatmap peak cells in the loss "
