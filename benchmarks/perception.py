@@ -9,7 +9,8 @@ projected joints with visibility in ``ground_truth/sequence_gt.npz``): hand IoU,
 (pixels summed over all frames, and the per-frame mean), PCK at 10 px on visible joints, mean
 2D error on visible joints (also with one keypoint crop instead of the test-time augmentation,
 with crops around the true hand mask, and with the box of the largest hand region instead of the
-one the detector chooses among candidate boxes), the share of the misses (> 10 px) that land within 10 px of
+one the detector chooses among candidate boxes), a 95% interval of that PCK when the scenes are redrawn (bootstrap over scenes: joints of
+one scene are not independent), the share of the misses (> 10 px) that land within 10 px of
 another joint of the hand (a finger taken for its neighbour: identity, not precision), and the
 median wall time per frame (both networks). Writes the
 section "perception" of BENCHMARKS.md. Targets (issue 7, fully trained shipped weights): hand
@@ -50,6 +51,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
     per_frame_iou: dict[int, list[float]] = {1: [], 2: []}
     errors, errors_gt_box, errors_plain, errors_largest, times = [], [], [], [], []
     misses = on_other_joint = 0
+    scene_of: list[int] = []  # the scene of each entry of `errors`
     for k in range(sequences):
         out = workdir / f"heldout_{k}"
         generate_sequence(out, SynthConfig(frames=frames, cameras=cameras, object=OBJECTS[k % len(OBJECTS)],
@@ -75,6 +77,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
                 vis = kp_gt[:, 2] > 0
                 err = np.linalg.norm(d.keypoints[:, :2] - kp_gt[:, :2], axis=1)
                 errors.extend(err[vis].tolist())
+                scene_of.extend([k] * int(vis.sum()))
                 for j in np.flatnonzero(vis & (err > 10)):
                     misses += 1
                     others = np.delete(kp_gt[:, :2], j, axis=0)  # every other joint, hidden ones too
@@ -87,12 +90,14 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
                     kp_largest, _ = largest.keypoints(rgb, d.labels, depth)
                     errors_largest.extend(np.linalg.norm(kp_largest[vis, :2] - kp_gt[vis, :2], axis=1).tolist())
     errors = np.asarray(errors)
+    lo, hi = scene_bootstrap(errors <= 10, np.asarray(scene_of, dtype=int))
     return {
         "images": len(times), "hand_iou": inter[2] / max(union[2], 1), "object_iou": inter[1] / max(union[1], 1),
         "hand_iou_frame": float(np.mean(per_frame_iou[2])) if per_frame_iou[2] else float("nan"),
         "object_iou_frame": float(np.mean(per_frame_iou[1])) if per_frame_iou[1] else float("nan"),
         "pck10": float(np.mean(errors <= 10)) if errors.size else float("nan"),
         "mean_err": float(np.mean(errors)) if errors.size else float("nan"), "joints": int(errors.size),
+        "pck10_ci": (lo, hi),
         "misses": misses, "misses_on_other_joint": on_other_joint,
         "pck10_gt_box": float(np.mean(np.asarray(errors_gt_box) <= 10)) if errors_gt_box else float("nan"),
         "pck10_plain": float(np.mean(np.asarray(errors_plain) <= 10)) if errors_plain else float("nan"),
@@ -101,6 +106,21 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
         "ms_per_frame": 1e3 * float(np.median(times)), "seg_input": det.seg_size, "crop": det.crop_size,
         "train_seg": det.seg_info.get("train", {}), "train_kp": det.kp_info.get("train", {}),
     }
+
+
+def scene_bootstrap(hits: np.ndarray, scene: np.ndarray, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of a joint-level rate (e.g. PCK) under a redraw of the scenes: ``draws``
+    resamples of the scenes with replacement, each scene with all its joints (joints of one
+    scene are not independent: the scene draw moves the rate more than the joint count
+    suggests). hits: (N,) bool per joint; scene: (N,) int scene of each joint."""
+    if hits.size == 0:
+        return float("nan"), float("nan")
+    ids = np.unique(scene)
+    n_hit = np.array([hits[scene == i].sum() for i in ids], dtype=np.float64)
+    n_all = np.array([(scene == i).sum() for i in ids], dtype=np.float64)
+    pick = np.random.default_rng(seed).integers(0, len(ids), (draws, len(ids)))
+    rates = n_hit[pick].sum(1) / np.maximum(n_all[pick].sum(1), 1)
+    return float(np.percentile(rates, 2.5)), float(np.percentile(rates, 97.5))
 
 
 def main() -> int:
@@ -156,6 +176,8 @@ def main() -> int:
         f"| hand IoU (all pixels; per-frame mean) | {r['hand_iou']:.3f} ({r['hand_iou_frame']:.3f}) | >= 0.85 ({ok(r['hand_iou'], 0.85)}) |\n"
         f"| object IoU (all pixels; per-frame mean) | {r['object_iou']:.3f} ({r['object_iou_frame']:.3f}) | >= 0.90 ({ok(r['object_iou'], 0.90)}) |\n"
         f"| PCK@10px, visible joints ({r['joints']}) | {r['pck10']:.3f} | >= 0.90 ({ok(r['pck10'], 0.90)}) |\n"
+        f"| PCK@10px, 95% interval when the {args.sequences} scenes are redrawn (bootstrap over scenes) | "
+        f"{r['pck10_ci'][0]:.3f} - {r['pck10_ci'][1]:.3f} | |\n"
         f"| mean 2D error, visible joints | {r['mean_err']:.1f} px | |\n"
         f"| misses (> 10 px) within 10 px of another joint of the hand | {r['misses_on_other_joint']} of {r['misses']} | |\n"
         f"| PCK@10px with crops around the ground-truth hand mask (keypoint network alone) | {r['pck10_gt_box']:.3f} | |\n"

@@ -1,0 +1,36 @@
+"""The perception benchmark's scene bootstrap interval against its definition."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+
+def _perception_bench():
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "perception.py"
+    spec = importlib.util.spec_from_file_location("bench_perception", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_scene_bootstrap_interval():
+    boot = _perception_bench().scene_bootstrap
+    # every scene at the same rate: no spread, whatever the joint count
+    hits = np.tile([True, True, True, False], 10)
+    assert boot(hits, np.repeat(np.arange(10), 4)) == (0.75, 0.75)
+    # two scenes, one all hits, one all misses: a redraw can give either alone
+    assert boot(np.array([True] * 10 + [False] * 10), np.repeat([0, 1], 10)) == (0.0, 1.0)
+    # scenes that differ: the interval holds the overall rate and is wider than joint-level
+    # binomial noise of the same joints (joints of a scene are not independent)
+    rng = np.random.default_rng(1)
+    rates = rng.uniform(0.6, 1.0, 20)
+    scene = np.repeat(np.arange(20), 20)
+    hits = rng.random(400) < rates[scene]
+    lo, hi = boot(hits, scene)
+    p = hits.mean()
+    assert lo < p < hi
+    assert hi - lo > 2 * 1.96 * np.sqrt(p * (1 - p) / 400)
+    assert np.isnan(boot(np.zeros(0, bool), np.zeros(0, int))[0])
