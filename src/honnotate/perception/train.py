@@ -439,13 +439,13 @@ def train(config: TrainConfig, *, resume: bool = False,
                 log.flush()
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 _save_checkpoint(ckpt_path, model, optim, step, ema_model)
-                _export(out, cfg, ema_model or model, step, losses)
+                _export(out, cfg, ema_model or model, step, losses, precision)
             if progress:
                 progress(step, cfg.steps, value)
     finally:
         log.close()
     if step == start:  # nothing to do (resumed a finished run): still export the weights
-        _export(out, cfg, ema_model or model, step, losses)
+        _export(out, cfg, ema_model or model, step, losses, precision)
     _plot_losses(csv_path, out / f"{cfg.task}_loss.png", f"{cfg.task} ({count_parameters(model) / 1e6:.2f} M parameters)")
     return TrainResult(out=out, weights=out / WEIGHTS_FILES[cfg.task], steps=step, losses=np.asarray(losses))
 
@@ -512,9 +512,11 @@ def _load_init(model: torch.nn.Module, cfg: TrainConfig) -> None:
     model.load_state_dict(state)
 
 
-def _export(out: Path, cfg: TrainConfig, model, step: int, losses: list[float]) -> Path:
+def _export(out: Path, cfg: TrainConfig, model, step: int, losses: list[float], precision: str) -> Path:
+    """Write the weights file; ``precision``: the one the run used (``cfg.precision`` resolved)."""
     tail = losses[-20:]
     info = {"steps": step, "seed": cfg.seed, "batch": cfg.batch, "lr": cfg.lr, "init": cfg.init,
-            "ema": cfg.ema, "precision": resolve_precision(cfg.precision, resolve_device(cfg.device)), "final_loss": float(np.mean(tail)) if tail else None, "config": f"{cfg.task}_config.json"}
+            "ema": cfg.ema, "precision": precision,
+            "final_loss": float(np.mean(tail)) if tail else None, "config": f"{cfg.task}_config.json"}
     return save_weights(out / WEIGHTS_FILES[cfg.task], cfg.task, model, full_arch(cfg.task, cfg.arch),
                         _input_spec(cfg), info)
