@@ -285,6 +285,13 @@ def test_train_init_starts_from_weights_and_checks_them(tmp_path):
     assert {k: info["arch"][k] for k in ("width", "blocks", "context", "context_width")} == \
         {"width": 16, "blocks": 5, "context": 1, "context_width": 16}
     torch.testing.assert_close(with_context(x)[-1], got(x)[-1], atol=1e-4, rtol=1e-3)
+    # --crop-size: another crop side than the --init network's, recorded for detection; bad sides refused
+    r = runner.invoke(app, [*cli, "--out", str(tmp_path / "h"), "--init", str(tmp_path / "g"), "--crop-size", "48"])
+    assert r.exit_code == 0, r.output
+    assert load_weights("keypoints", tmp_path / "h")[1]["input"]["crop_size"] == 48
+    for bad in ("40", "8"):
+        r = runner.invoke(app, [*cli, "--out", str(tmp_path / "i"), "--crop-size", bad])
+        assert r.exit_code == 2 and "multiple of 16" in r.output, r.output
 
 
 def test_sequence_frames_bootstrap_labels(capture):

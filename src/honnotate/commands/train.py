@@ -33,6 +33,9 @@ def register(app: typer.Typer) -> None:
                                                      "palm side and pale nails (default of CompositeConfig, 0)."),
         crops_per_scene: int = typer.Option(1, help="Keypoints: hand crops cut from one rendered composite "
                                             "(2 nearly halves the data time per sample)."),
+        crop_size: int | None = typer.Option(None, "--crop-size", help="Keypoints: crop side in pixels, a multiple "
+                                             "of 16 (default of CropConfig, 128; the weights record it, detection "
+                                             "cuts its crops at that size)."),
         device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda:0, ..."),
         workers: int = typer.Option(0, help="DataLoader worker processes."),
         checkpoint_every: int = typer.Option(200, help="Steps between checkpoints."),
@@ -62,7 +65,7 @@ def register(app: typer.Typer) -> None:
         """Train the segmentation (seg) or the 2D keypoint network; writes weights for `honnotate detect --weights`."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        from honnotate.perception.data import CompositeConfig
+        from honnotate.perception.data import CompositeConfig, CropConfig
         from honnotate.perception.train import TrainConfig, train
 
         if task not in _TASKS:
@@ -80,6 +83,10 @@ def register(app: typer.Typer) -> None:
             syn["table_prob"] = table_prob
         if anatomical_prob is not None:
             syn["anatomical_prob"] = anatomical_prob
+        if crop_size is not None:
+            if full != "keypoints" or crop_size < 32 or crop_size % 16:
+                raise typer.BadParameter(f"--crop-size is for keypoints, a multiple of 16 >= 32, got {crop_size}")
+            syn["crop"] = CropConfig(size=crop_size)
         if objects:
             syn["objects"] = tuple(o.strip() for o in objects.split(",") if o.strip())
         if backgrounds is not None:
