@@ -52,6 +52,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
     errors, errors_gt_box, errors_plain, errors_largest, times = [], [], [], [], []
     misses = on_other_joint = 0
     scene_of: list[int] = []  # the scene of each entry of `errors`
+    frame_visible: list[int] = []  # the number of visible joints of its frame
     for k in range(sequences):
         out = workdir / f"heldout_{k}"
         generate_sequence(out, SynthConfig(frames=frames, cameras=cameras, object=OBJECTS[k % len(OBJECTS)],
@@ -78,6 +79,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
                 err = np.linalg.norm(d.keypoints[:, :2] - kp_gt[:, :2], axis=1)
                 errors.extend(err[vis].tolist())
                 scene_of.extend([k] * int(vis.sum()))
+                frame_visible.extend([int(vis.sum())] * int(vis.sum()))
                 for j in np.flatnonzero(vis & (err > 10)):
                     misses += 1
                     others = np.delete(kp_gt[:, :2], j, axis=0)  # every other joint, hidden ones too
@@ -91,13 +93,14 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
                     errors_largest.extend(np.linalg.norm(kp_largest[vis, :2] - kp_gt[vis, :2], axis=1).tolist())
     errors = np.asarray(errors)
     lo, hi = scene_bootstrap(errors <= 10, np.asarray(scene_of, dtype=int))
+    by_vis = pck_by_frame_visibility(errors, np.asarray(frame_visible, dtype=int))
     return {
         "images": len(times), "hand_iou": inter[2] / max(union[2], 1), "object_iou": inter[1] / max(union[1], 1),
         "hand_iou_frame": float(np.mean(per_frame_iou[2])) if per_frame_iou[2] else float("nan"),
         "object_iou_frame": float(np.mean(per_frame_iou[1])) if per_frame_iou[1] else float("nan"),
         "pck10": float(np.mean(errors <= 10)) if errors.size else float("nan"),
         "mean_err": float(np.mean(errors)) if errors.size else float("nan"), "joints": int(errors.size),
-        "pck10_ci": (lo, hi),
+        "pck10_ci": (lo, hi), "pck10_by_vis": by_vis,
         "misses": misses, "misses_on_other_joint": on_other_joint,
         "pck10_gt_box": float(np.mean(np.asarray(errors_gt_box) <= 10)) if errors_gt_box else float("nan"),
         "pck10_plain": float(np.mean(np.asarray(errors_plain) <= 10)) if errors_plain else float("nan"),
@@ -106,6 +109,18 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
         "ms_per_frame": 1e3 * float(np.median(times)), "seg_input": det.seg_size, "crop": det.crop_size,
         "train_seg": det.seg_info.get("train", {}), "train_kp": det.kp_info.get("train", {}),
     }
+
+
+def pck_by_frame_visibility(errors: np.ndarray, frame_visible: np.ndarray, split: int = 10,
+                            threshold: float = 10.0) -> dict[str, tuple[float, int]]:
+    """PCK of the joints of well-seen frames and of the others: errors (N,) pixels of visible
+    joints, frame_visible (N,) the number of visible joints of each joint's frame (and camera).
+    Returns {"more": (PCK, joints) of frames with more than ``split`` visible joints, "at_most":
+    those with at most ``split``} (PCK nan where no joint)."""
+    out = {}
+    for key, m in (("more", frame_visible > split), ("at_most", frame_visible <= split)):
+        out[key] = (float(np.mean(errors[m] <= threshold)) if m.any() else float("nan"), int(m.sum()))
+    return out
 
 
 def scene_bootstrap(hits: np.ndarray, scene: np.ndarray, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -178,6 +193,9 @@ def main() -> int:
         f"| PCK@10px, visible joints ({r['joints']}) | {r['pck10']:.3f} | >= 0.90 ({ok(r['pck10'], 0.90)}) |\n"
         f"| PCK@10px, 95% interval when the {args.sequences} scenes are redrawn (bootstrap over scenes) | "
         f"{r['pck10_ci'][0]:.3f} - {r['pck10_ci'][1]:.3f} | |\n"
+        f"| PCK@10px in frames with more than 10 visible joints ({r['pck10_by_vis']['more'][1]} joints); with at most 10 "
+        f"(the hand mostly behind the object or out of view; {r['pck10_by_vis']['at_most'][1]} joints) | "
+        f"{r['pck10_by_vis']['more'][0]:.3f}; {r['pck10_by_vis']['at_most'][0]:.3f} | |\n"
         f"| mean 2D error, visible joints | {r['mean_err']:.1f} px | |\n"
         f"| misses (> 10 px) within 10 px of another joint of the hand | {r['misses_on_other_joint']} of {r['misses']} | |\n"
         f"| PCK@10px with crops around the ground-truth hand mask (keypoint network alone) | {r['pck10_gt_box']:.3f} | |\n"

@@ -34,3 +34,14 @@ def test_scene_bootstrap_interval():
     assert lo < p < hi
     assert hi - lo > 2 * 1.96 * np.sqrt(p * (1 - p) / 400)
     assert np.isnan(boot(np.zeros(0, bool), np.zeros(0, int))[0])
+
+
+def test_pck_by_frame_visibility():
+    split = _perception_bench().pck_by_frame_visibility
+    errors = np.array([2.0, 12.0, 10.0, 30.0, 9.9, 50.0])
+    frame_visible = np.array([11, 11, 10, 10, 3, 21])
+    out = split(errors, frame_visible)
+    assert out["more"] == (1 / 3, 3)  # 2 and 12 px in an 11-joint frame, 50 px in a 21-joint one
+    assert out["at_most"] == (2 / 3, 3)  # 10 px counts as a hit (<= 10)
+    empty = split(errors[:2], frame_visible[:2])
+    assert np.isnan(empty["at_most"][0]) and empty["at_most"][1] == 0
