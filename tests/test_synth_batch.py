@@ -34,8 +34,12 @@ def test_batch_equals_single_captures_and_resumes(tmp_path):
     res = generate_batch(out, BASE, 2, objects=OBJS, contact_sheet=False)
     assert res.written == [40, 41] and res.skipped == [] and res.failed == []
     assert capture_done(out / "s40") and not (out / "s40" / "contact_sheet.png").exists()
-    # the same capture as generate_sequence with that seed and object
+    # the same capture as generate_sequence with that seed and object; regenerating it without a
+    # contact sheet removes the one it had
     generate_sequence(tmp_path / "one", dataclasses.replace(BASE, seed=41, object="soup_can"))
+    assert (tmp_path / "one" / "contact_sheet.png").exists()
+    generate_sequence(tmp_path / "one", dataclasses.replace(BASE, seed=41, object="soup_can"), contact_sheet=False)
+    assert not (tmp_path / "one" / "contact_sheet.png").exists()
     a, b = np.load(out / "s41" / "ground_truth" / "sequence_gt.npz"), np.load(tmp_path / "one" / "ground_truth" /
                                                                               "sequence_gt.npz")
     np.testing.assert_array_equal(a["keypoints2d"], b["keypoints2d"])

@@ -102,13 +102,20 @@ def generate_batch(out_dir: str | Path, config: SynthConfig, count: int, *, obje
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     jobs = batch_jobs(out_dir, config, count, objects)
-    todo = [(path, cfg, contact_sheet) for path, cfg in jobs if not capture_done(path)]
-    skipped = [cfg.seed for path, cfg in jobs if capture_done(path)]
+    todo, skipped = [], []
+    for path, cfg in jobs:
+        if capture_done(path):
+            skipped.append(cfg.seed)
+        else:
+            todo.append((path, cfg, contact_sheet))
     written: list[int] = []
     failed: list[tuple[int, str]] = []
 
     def record(seed: int, error: str | None) -> None:
-        (written.append(seed) if error is None else failed.append((seed, error)))
+        if error is None:
+            written.append(seed)
+        else:
+            failed.append((seed, error))
         if progress is not None:
             progress(len(written) + len(failed), len(todo))
 

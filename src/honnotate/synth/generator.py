@@ -276,7 +276,8 @@ def generate_sequence(out_dir: str | Path, config: SynthConfig = SynthConfig(), 
         config: what to generate.
         progress: called as ``progress(done, total)`` after each frame.
         contact_sheet: write ``contact_sheet.png`` (about a third of the time of a one-frame
-            capture; batches of training captures skip it). The capture is otherwise the same.
+            capture; batches of training captures skip it, and remove one an earlier capture
+            left there). The capture is otherwise the same.
 
     Returns:
         Summary dict (grasp quality, timings, paths), also written to ``ground_truth/summary.json``.
@@ -420,7 +421,7 @@ def generate_sequence(out_dir: str | Path, config: SynthConfig = SynthConfig(), 
                                        traj.transl[t], corners_rest, obj.name, hands_mean)
                 write_ho3d_annotation(gt / "meta" / cam.name / f"{name}.pkl", ann)
                 write_s += time.perf_counter() - t0
-                if t in sheet_frames:
+                if contact_sheet and t in sheet_frames:
                     sheet.setdefault(t, []).append((img8, depth, seg_cue, kp_cue))
             if progress:
                 progress(t + 1, N)
@@ -440,6 +441,8 @@ def generate_sequence(out_dir: str | Path, config: SynthConfig = SynthConfig(), 
     (out / "synth_config.json").write_text(json.dumps(cfg_dict, indent=2))
     if contact_sheet:
         _contact_sheet(out / "contact_sheet.png", sheet, [c.name for c in cams])
+    else:  # no sheet of an earlier capture left beside this one
+        (out / "contact_sheet.png").unlink(missing_ok=True)
     summary = {
         "frames": N, "cameras": len(cams), "object": obj.name, "grasp": kind,
         "penetration_mm": grasp.penetration * 1e3, "contacts": list(grasp.contacts),
