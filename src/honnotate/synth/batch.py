@@ -9,9 +9,11 @@ a crash left half-written. A capture that fails is reported with its seed and th
 others go on.
 
 Captures of few frames and several cameras are the cheap way to many distinct training views:
-one-frame captures with 5 cameras at 640x480 come at about 70 a minute on 2 CPU cores (two
-workers, no contact sheets; 2026-12-04); a separate ``honnotate synth`` per capture, its imports
-and contact sheet included, takes about 6 s (5.1 s with one camera: the views cost little).
+one-frame captures with 5 cameras at 640x480 come at about 50 a minute on 2 CPU cores in a
+30-capture batch, the workers' start included (two workers, no contact sheets; BENCHMARKS.md
+section synth), and about 64 a minute over 3000 (the weights README's batch, one-off); a
+separate ``honnotate synth`` per capture, its imports and contact sheet included, takes about
+6 s (5.1 s with one camera: the views cost little; one-off).
 
 Workers are separate processes (``spawn``), each with one torch thread.
 """
