@@ -84,9 +84,28 @@ def _capture(work: Path, name: str, frames: int, cues: str = "degraded", weights
     return seq
 
 
+def _fused_capture(work: Path, name: str, frames: int, weights: Path | None = None) -> Path:
+    """A copy of the case's detected capture with its keypoints fused across views
+    (``honnotate detect --fuse-views``)."""
+    import shutil
+
+    from honnotate.perception.multiview import fuse_sequence_keypoints
+
+    seq = work / f"{name}_{frames}_detected_fused"
+    if (seq / "ground_truth" / "sequence_gt.npz").is_file():
+        return seq
+    tmp = seq.with_name(seq.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(_capture(work, name, frames, "detected", weights), tmp)
+    fuse_sequence_keypoints(tmp)
+    tmp.rename(seq)
+    return seq
+
+
 def run_case(work: Path, name: str, frames: int, override: dict | None = None, tag: str = "",
              cues: str = "degraded", weights: Path | None = None, reuse: bool = False) -> dict:
-    seq = _capture(work, name, frames, cues, weights)
+    seq = _fused_capture(work, name, frames, weights) if cues == "detected_fused" else _capture(
+        work, name, frames, cues, weights)
     cfg = AnnotateConfig.model_validate(_merge(AnnotateConfig().to_dict(), override or {}))
     out = Path(f"{seq}_out{tag}")
     if reuse and (out / "summary.json").is_file() and (out / "annotate_config.json").is_file():
@@ -152,6 +171,7 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
                              "degraded, no keypoint consensus"))
             variants.append(("detected", {"hand_init": {"consensus_px": 0.0}}, "_no_consensus",
                              "detected, no keypoint consensus"))
+            variants.append(("detected_fused", None, "", "detected, fused across views (detect --fuse-views)"))
         for cues, override, tag, label in variants:
             s = run_case(work, name, n, override, tag, cues=cues, weights=weights, reuse=reuse)
             acc = s["accuracy"]["final"]
@@ -168,7 +188,8 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
             f"`{weights or 'shipped'}`, run by `honnotate detect` on the capture's RGB), and the two mixes of "
             "exact and detected cues (which network's errors cost the accuracy); multi-camera cases also "
             "with the degraded and the detected cues and the multi-view keypoint consensus off "
-            "(`hand_init.consensus_px` 0; 15 px by default). Errors against the "
+            "(`hand_init.consensus_px` 0; 15 px by default), and with the detected keypoints fused across views "
+            "at detection (`honnotate detect --fuse-views`). Errors against the "
             "generator's ground truth, means over frames. Command: `python benchmarks/annotate.py --compare-cues "
             f"--cases {','.join(cases)}{f' --frames {frames}' if frames else ''}{' --reuse' if reuse else ''}`.\n\n"
             + "\n".join(rows) + "\n")

@@ -112,6 +112,42 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
     }
 
 
+def evaluate_fusion(weights: Path | None, sequences: int, cameras: int, workdir: Path, seed_base: int,
+                    tta: tuple | None = None) -> dict:
+    """Single-view and multi-view-fused keypoints (:func:`honnotate.perception.multiview.fuse_views`,
+    what ``honnotate detect --fuse-views`` writes) on ``sequences`` captures of 1 frame x
+    ``cameras`` calibrated cameras: PCK@10px on visible joints and on all joints (hidden ones
+    too: what the annotation fits), the share of keypoints replaced, a scene-bootstrap interval."""
+    from honnotate.io.sequence import open_sequence
+    from honnotate.perception.detect import Detector
+    from honnotate.perception.multiview import fuse_views
+    from honnotate.synth.generator import SynthConfig, generate_sequence
+
+    det = Detector(weights, "cpu", **({"tta": tta} if tta else {}))
+    err_single, err_fused, visible, scene, replaced = [], [], [], [], 0
+    for k in range(sequences):
+        out = workdir / f"fusion_{k}"
+        generate_sequence(out, SynthConfig(frames=1, cameras=cameras, object=OBJECTS[k % len(OBJECTS)],
+                                           seed=seed_base + k, grasp="random"), contact_sheet=False)
+        seq = open_sequence(out)
+        gt = np.load(out / "ground_truth" / "sequence_gt.npz")["keypoints2d"][0]  # (C, 21, 3)
+        frame = seq.frame_ids[0]
+        kp = np.stack([det(seq.rgb(cam, frame)).keypoints for cam in seq.camera_ids])  # (C, 21, 3)
+        calib = [seq.calibration(cam) for cam in seq.camera_ids]
+        fused, rep = fuse_views(torch.from_numpy(kp)[None], torch.from_numpy(np.stack([c.K for c in calib])),
+                                torch.from_numpy(np.stack([np.linalg.inv(c.cam_to_world) for c in calib])))
+        err_single.append(np.linalg.norm(kp[..., :2] - gt[..., :2], axis=-1))
+        err_fused.append(np.linalg.norm(fused[0, ..., :2].numpy() - gt[..., :2], axis=-1))
+        visible.append(gt[..., 2] > 0)
+        scene.append(np.full(gt.shape[:2], k))
+        replaced += int(rep.sum())
+    e1, e2, vis, sc = (np.stack(x) for x in (err_single, err_fused, visible, scene))
+    return {"joints": int(vis.sum()), "keypoints": int(vis.size), "replaced": replaced,
+            "pck_single": float(np.mean(e1[vis] <= 10)), "pck_fused": float(np.mean(e2[vis] <= 10)),
+            "pck_single_all": float(np.mean(e1 <= 10)), "pck_fused_all": float(np.mean(e2 <= 10)),
+            "ci_fused": scene_bootstrap(e2[vis] <= 10, sc[vis])}
+
+
 def pck_by_frame_visibility(errors: np.ndarray, frame_visible: np.ndarray, split: int = 10,
                             threshold: float = 10.0) -> dict[str, tuple[float, int]]:
     """PCK of the joints of well-seen frames and of the others: errors (N,) pixels of visible
@@ -155,6 +191,10 @@ def main() -> int:
                          "another: only printed)")
     ap.add_argument("--hand-appearance", default="uniform", choices=("uniform", "anatomical"),
                     help="held-out hands of one skin tone or with palm and nails (anatomical: only printed)")
+    ap.add_argument("--fusion-sequences", type=int, default=20,
+                    help="captures of 1 frame x --fusion-cameras cameras (seeds --seed-base + 500 on) for the "
+                         "multi-view fusion rows (0: none)")
+    ap.add_argument("--fusion-cameras", type=int, default=5)
     ap.add_argument("--seg-only", action="store_true",
                     help="evaluate the segmentation network alone and only print (a training run's progress)")
     args = ap.parse_args()
@@ -171,6 +211,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="honnotate-perception-bench-") as tmp:
             r = evaluate(args.weights, args.sequences, args.frames, args.cameras, Path(tmp), args.seg_only,
                          args.seed_base, tta, args.hand_appearance)
+            fu = None if args.seg_only or args.fusion_sequences <= 0 else evaluate_fusion(
+                args.weights, args.fusion_sequences, args.fusion_cameras, Path(tmp), args.seed_base + 500, tta)
     except WeightsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -206,6 +248,20 @@ def main() -> int:
         f"{r['pck10_largest']:.3f} | |\n"
         f"| inference per frame (both networks, median of {r['images']}) | {r['ms_per_frame']:.0f} ms | |\n"
     )
+    if fu is not None:
+        body += (
+            f"\nMulti-view fusion (`honnotate detect --fuse-views`, {fu['keypoints'] // 21} views): "
+            f"{args.fusion_sequences} other generated captures of 1 frame x {args.fusion_cameras} calibrated cameras "
+            f"(seeds {args.seed_base + 500}+, same objects in turn, random grasps), each view's keypoints as "
+            "detected and after fusion (per joint, the views that disagree with the point most views agree on "
+            f"get its reprojection; {fu['replaced']} of {fu['keypoints']} keypoints replaced). Command: as above "
+            f"with `--fusion-sequences {args.fusion_sequences} --fusion-cameras {args.fusion_cameras}` (the defaults).\n\n"
+            "| metric | each view alone | fused |\n|---|---|---|\n"
+            f"| PCK@10px, visible joints ({fu['joints']}) | {fu['pck_single']:.3f} | {fu['pck_fused']:.3f} "
+            f"(95% interval over scenes {fu['ci_fused'][0]:.3f} - {fu['ci_fused'][1]:.3f}) |\n"
+            f"| PCK@10px, all joints, hidden ones too ({fu['keypoints']}) | {fu['pck_single_all']:.3f} | "
+            f"{fu['pck_fused_all']:.3f} |\n"
+        )
     # BENCHMARKS.md holds the shipped weights on the default set; candidates and other sets are printed
     if args.weights is not None or args.seg_only or args.seed_base != 1000 or args.tta \
             or args.hand_appearance != "uniform":

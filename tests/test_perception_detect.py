@@ -441,3 +441,69 @@ def test_rgbd_weights_train_detect_and_need_depth(capture, tmp_path):
     summary = detect_sequence(seq_dir, w, device="cpu")
     assert summary.written == 4
     np.testing.assert_allclose(open_sequence(seq_dir).keypoints2d("0", 0), det(rgb, depth).keypoints, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def capture3(tmp_path_factory):
+    """1 frame x 3 calibrated cameras at 128x96."""
+    from honnotate.synth.generator import SynthConfig, generate_sequence
+    from honnotate.synth.noise import DepthNoiseConfig
+
+    out = tmp_path_factory.mktemp("perc3") / "seq"
+    generate_sequence(out, SynthConfig(frames=1, cameras=3, object="sphere", width=128, height=96, seed=12,
+                                       depth_noise=DepthNoiseConfig(kind="none")), contact_sheet=False)
+    return out
+
+
+def test_fuse_sequence_keypoints_rewrites_the_cue_files(capture3, tmp_path):
+    from honnotate.io.cues import keypoints2d_fused_views, read_keypoints2d, write_keypoints2d
+    from honnotate.io.files import CaptureFormatError
+    from honnotate.io.sequence import open_sequence
+    from honnotate.perception.multiview import FUSED_RAW_DIR, fuse_sequence_keypoints
+
+    seq_dir = tmp_path / "seq"
+    shutil.copytree(capture3, seq_dir)
+    seq = open_sequence(seq_dir)
+    frame = seq.frame_ids[0]
+    gt = np.load(seq_dir / "ground_truth" / "sequence_gt.npz")["keypoints2d"][0]  # (C, 21, 3)
+    views = np.concatenate([gt[..., :2], np.full((3, 21, 1), 0.8)], -1).astype(np.float32)
+    views[1, 5, :2] += 30.0  # camera 1 puts joint 5 elsewhere
+    paths = [seq_dir / "keypoints2d" / c / f"{frame}.json" for c in seq.camera_ids]
+    for c, p in enumerate(paths):
+        write_keypoints2d(p, views[c])
+    s = fuse_sequence_keypoints(seq_dir)
+    assert (s.frames, s.skipped, s.keypoints) == (1, 0, 63) and s.replaced >= 1
+    fused = np.stack([read_keypoints2d(p) for p in paths])
+    np.testing.assert_allclose(fused[1, 5, :2], gt[1, 5, :2], atol=1e-3)
+    assert all(keypoints2d_fused_views(p) for p in paths)
+    raw = [seq_dir / FUSED_RAW_DIR / c / f"{frame}.json" for c in seq.camera_ids]
+    np.testing.assert_array_equal(np.stack([read_keypoints2d(p) for p in raw]), views)
+    # a rerun fuses the kept per-view detections again, not the fused ones
+    assert fuse_sequence_keypoints(seq_dir).replaced == s.replaced
+    np.testing.assert_array_equal(np.stack([read_keypoints2d(p) for p in paths]), fused)
+    # new detections written over a fused file are what the next fusion uses
+    views[1, 5, :2] -= 30.0
+    write_keypoints2d(paths[1], views[1])
+    assert fuse_sequence_keypoints(seq_dir).replaced == 0
+    np.testing.assert_array_equal(read_keypoints2d(raw[1]), views[1])
+    raw[2].unlink()
+    with pytest.raises(CaptureFormatError, match="without their per-view detections"):
+        fuse_sequence_keypoints(seq_dir)
+    with pytest.raises(ValueError, match="at least 3 cameras"):
+        fuse_sequence_keypoints(seq_dir, cameras=seq.camera_ids[:2])
+
+
+def test_detect_command_fuses_views(capture, capture3, weights, tmp_path):
+    from honnotate.perception.multiview import FUSED_RAW_DIR
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["detect", str(_fresh_copy(capture, tmp_path)), "--weights", str(weights),
+                            "--device", "cpu", "--fuse-views"])
+    assert r.exit_code == 2 and "at least 3 cameras" in r.output
+    seq3 = tmp_path / "seq3"
+    shutil.copytree(capture3, seq3)
+    r = runner.invoke(app, ["detect", str(seq3), "--weights", str(weights), "--device", "cpu", "--overwrite",
+                            "--fuse-views"])
+    assert r.exit_code == 0, r.output
+    assert "wrote 6 cue files" in r.output and "fused the keypoints of 1 frame across views" in r.output
+    assert len(list((seq3 / FUSED_RAW_DIR).glob("*/*.json"))) == 3

@@ -28,6 +28,7 @@ from honnotate.annotate.grasp import grasp_to_world, mean_rotation, world_to_gra
 from honnotate.annotate.lm import batch_jacobian, levenberg_marquardt
 from honnotate.annotate.robust import irls_weight_sq, robust_sq
 from honnotate.annotate.terms import keypoints2d_residuals, project_to_cameras
+from honnotate.geometry.multiview import triangulate_points
 from honnotate.models.hand import HandModel
 from honnotate.models.lbs import lbs
 from honnotate.models.limits import model_joint_limits
@@ -150,32 +151,6 @@ class GraspFit:
     transl: torch.Tensor
     joints: torch.Tensor
     reprojection_error: torch.Tensor
-
-
-def triangulate_points(uv: torch.Tensor, weights: torch.Tensor, K: torch.Tensor,
-                       world_to_cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted linear (DLT) triangulation of N points seen by C cameras.
-
-    Args:
-        uv: (C, N, 2) pixels. weights: (C, N) confidences (0: not seen).
-        K: (C, 3, 3); world_to_cam: (C, 4, 4).
-
-    Returns:
-        ``(points, ok)``: (N, 3) world points, metres, and (N,) bool (seen by >= 2 cameras).
-    """
-    if uv.ndim != 3 or uv.shape[-1] != 2 or weights.shape != uv.shape[:2]:
-        raise ValueError(f"uv (C, N, 2) and weights (C, N) expected, got {tuple(uv.shape)}, {tuple(weights.shape)}")
-    P = K.to(uv) @ world_to_cam.to(uv)[:, :3, :]  # (C, 3, 4)
-    rows_u = uv[..., 0:1] * P[:, None, 2] - P[:, None, 0]  # (C, N, 4)
-    rows_v = uv[..., 1:2] * P[:, None, 2] - P[:, None, 1]
-    w = weights.to(uv)[..., None]
-    A = torch.cat([w * rows_u, w * rows_v], dim=0).transpose(0, 1)  # (N, 2C, 4)
-    A = A / torch.clamp(A.norm(dim=-1, keepdim=True), min=1e-12)
-    _, _, Vh = torch.linalg.svd(A)
-    X = Vh[:, -1]
-    ok = ((weights > 0).sum(0) >= 2) & (X[:, 3].abs() > 1e-12)
-    pts = X[:, :3] / torch.where(ok, X[:, 3], torch.ones_like(X[:, 3]))[:, None]
-    return pts, ok
 
 
 def kabsch(source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None

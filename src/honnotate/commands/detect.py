@@ -18,11 +18,16 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing cue files."),
         device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda:0, ..."),
         tta: bool = typer.Option(True, "--tta/--no-tta", help="Average the keypoint heatmaps of three crop "
-                                 "scales (slightly more accurate, three keypoint network passes)."),
+                                 "rotations (more accurate, three keypoint network passes)."),
+        fuse_views: bool = typer.Option(False, "--fuse-views", help="Then make each frame's keypoints agree "
+                                        "across the cameras (3 or more, calibrated): views that disagree with "
+                                        "the point most views agree on get its reprojection; per-view "
+                                        "detections kept in keypoints2d_views/."),
     ) -> None:
         """Write segmentation/<cam>/<frame>.png and keypoints2d/<cam>/<frame>.json for every frame."""
         from rich.progress import Progress
 
+        from honnotate.io.files import CaptureFormatError
         from honnotate.io.sequence import open_sequence
         from honnotate.perception.detect import TTA_DEFAULT, Detector, detect_sequence
         from honnotate.perception.weights import WeightsError
@@ -38,10 +43,18 @@ def register(app: typer.Typer) -> None:
             job = bar.add_task(f"detect {sequence.name}", total=total)
             try:
                 s = detect_sequence(sequence, cameras=cameras or None, overwrite=overwrite, detector=detector,
-                                    progress=lambda done, _t: bar.update(job, completed=done))
+                                    fuse_views=fuse_views, progress=lambda done, _t: bar.update(job, completed=done))
             except KeyError as exc:
                 typer.echo(f"error: {exc.args[0]}", err=True)
+                raise typer.Exit(2) from None
+            except (ValueError, CaptureFormatError, FileNotFoundError) as exc:
+                typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(2) from None
         per = s.seconds / max(1, s.frames) * 1e3
         typer.echo(f"{sequence}: wrote {s.written} cue files, kept {s.skipped} existing "
                    f"({s.frames} frame x camera pairs, {per:.0f} ms each)")
+        if s.fused is not None:
+            f = s.fused
+            typer.echo(f"fused the keypoints of {f.frames} frame{'s' * (f.frames != 1)} across views: replaced {f.replaced} of "
+                       f"{f.keypoints} ({100 * f.replaced / max(1, f.keypoints):.1f}%)"
+                       + (f"; {f.skipped} frames without every camera's keypoints left as they were" if f.skipped else ""))

@@ -20,6 +20,7 @@ from honnotate.geometry.mesh import (
     sample_surface,
     vertex_normals,
 )
+from honnotate.geometry.multiview import agreeing_views, projection_matrices, triangulate_points
 from honnotate.geometry.projection import (
     MIN_DEPTH,
     depth_to_points,
@@ -43,6 +44,9 @@ __all__ = [
     "look_at",
     "RIGID_TOLERANCE",
     "project_points",
+    "projection_matrices",
+    "triangulate_points",
+    "agreeing_views",
     "unproject_depth_map",
     "depth_to_points",
     "pixel_grid",

@@ -10,7 +10,9 @@ Segmentation: a single-channel 8-bit PNG per frame and camera with values
 with 21 rows in MANO joint order (wrist; index 1-3; middle 1-3; pinky 1-3; ring 1-3; thumb 1-3;
 tips thumb, index, middle, ring, pinky), ``u, v`` in pixels (pixel centres at integer
 coordinates, OpenCV image axes) and ``confidence`` >= 0 (0 = not detected). A bare 21 x 3 list
-is accepted too. Any other joint order must be converted before writing.
+is accepted too. Any other joint order must be converted before writing. Files written by
+multi-view fusion (``honnotate detect --fuse-views``) also carry ``"fused_views": true``; the
+per-view detections they were made from are kept in ``keypoints2d_views/``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ __all__ = [
     "read_segmentation",
     "write_segmentation",
     "read_keypoints2d",
+    "keypoints2d_fused_views",
     "write_keypoints2d",
 ]
 
@@ -97,6 +100,15 @@ def _validate_keypoints(kp: np.ndarray, source: str, error: type[Exception]) -> 
     return kp
 
 
+def _read_json(path: Path):
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CaptureFormatError(f"{path}: not valid JSON ({exc})") from exc
+
+
 def read_keypoints2d(path: str | Path) -> np.ndarray:
     """Read a 2D keypoint JSON file.
 
@@ -109,12 +121,7 @@ def read_keypoints2d(path: str | Path) -> np.ndarray:
         order other than "mano", non-finite values, negative confidence).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CaptureFormatError(f"{path}: not valid JSON ({exc})") from exc
+    data = _read_json(path)
     if isinstance(data, dict):
         order = data.get("order", "mano")
         if order != "mano":
@@ -130,15 +137,31 @@ def read_keypoints2d(path: str | Path) -> np.ndarray:
     return _validate_keypoints(kp, str(path), CaptureFormatError).astype(np.float32)
 
 
-def write_keypoints2d(path: str | Path, keypoints: np.ndarray, *, durable: bool = True) -> Path:
-    """Write ``(21, 3)`` keypoints (u, v pixels; confidence >= 0; MANO order) as JSON (atomic)."""
+def write_keypoints2d(path: str | Path, keypoints: np.ndarray, *, durable: bool = True,
+                      fused_views: bool = False) -> Path:
+    """Write ``(21, 3)`` keypoints (u, v pixels; confidence >= 0; MANO order) as JSON (atomic).
+
+    ``fused_views``: mark the file as made by multi-view fusion (``"fused_views": true``; see
+    :func:`keypoints2d_fused_views` and :mod:`honnotate.perception.multiview`).
+    """
     path = Path(path)
     if hasattr(keypoints, "detach"):
         keypoints = keypoints.detach().cpu().numpy()
     kp = _validate_keypoints(np.asarray(keypoints, dtype=np.float64), str(path), ValueError)
     rows = [[_round(x) for x in row] for row in kp.tolist()]
-    return atomic_write_text(path, json.dumps({"keypoints": rows, "order": "mano"}) + "\n",
-                             durable=durable)
+    data = {"keypoints": rows, "order": "mano", **({"fused_views": True} if fused_views else {})}
+    return atomic_write_text(path, json.dumps(data) + "\n", durable=durable)
+
+
+def keypoints2d_fused_views(path: str | Path) -> bool:
+    """Whether a 2D keypoint JSON file was written by multi-view fusion (``"fused_views": true``).
+
+    Raises:
+        FileNotFoundError; CaptureFormatError naming the file (invalid JSON).
+    """
+    path = Path(path)
+    data = _read_json(path)
+    return isinstance(data, dict) and data.get("fused_views") is True
 
 
 def _round(x: float) -> float:

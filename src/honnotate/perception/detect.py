@@ -9,7 +9,9 @@ their heatmaps averaged: test-time augmentation); keypoints are decoded from the
 heatmaps (arg-max + sub-pixel refinement) and mapped back to image pixels, with the heatmap
 peak as confidence. RGB-D keypoint weights (architecture ``depth=1``) also see the frame's depth
 in the crop (:func:`~honnotate.perception.crops.depth_channels`). :func:`detect_sequence` writes the cue files of a capture with the
-:mod:`honnotate.io.cues` writers, so detections and external detectors' cues read the same.
+:mod:`honnotate.io.cues` writers, so detections and external detectors' cues read the same;
+with ``fuse_views`` it then makes each frame's keypoints agree across three or more calibrated
+cameras (:mod:`honnotate.perception.multiview`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from honnotate.perception.crops import (
     invert_affine,
     warp_image,
 )
+from honnotate.perception.multiview import FuseSummary, fuse_sequence_keypoints
 from honnotate.perception.networks import full_arch
 from honnotate.perception.weights import load_weights
 
@@ -185,17 +188,19 @@ def _check_rgb(rgb: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class DetectSummary:
     """written: cue files written; skipped: existing cue files kept; frames: frame x camera
-    pairs processed; seconds: wall time of the networks."""
+    pairs processed; seconds: wall time of the networks; fused: the multi-view fusion's summary
+    (``fuse_views=True``) or None."""
 
     written: int
     skipped: int
     frames: int
     seconds: float
+    fused: FuseSummary | None = None
 
 
 def detect_sequence(sequence: str | Path, weights_dir: str | Path | None = None, *,
                     cameras: list[str] | None = None, overwrite: bool = False, device: str = "auto",
-                    detector: Detector | None = None,
+                    detector: Detector | None = None, fuse_views: bool = False,
                     progress: Callable[[int, int], None] | None = None) -> DetectSummary:
     """Write ``segmentation/<cam>/<frame>.png`` and ``keypoints2d/<cam>/<frame>.json`` for a capture.
 
@@ -205,10 +210,15 @@ def detect_sequence(sequence: str | Path, weights_dir: str | Path | None = None,
         overwrite: replace existing cue files (else they are kept and the frame is skipped
             when both exist).
         device: where the networks run. detector: an already loaded :class:`Detector`.
+        fuse_views: then make the keypoints of each frame agree across the cameras
+            (:func:`honnotate.perception.multiview.fuse_sequence_keypoints`; 3 or more cameras,
+            calibrated; the per-view detections are kept in ``keypoints2d_views/``). It fuses
+            every keypoint file of those cameras, existing ones kept by this run included.
         progress: called as ``progress(done, total)`` per frame x camera.
 
     Raises:
-        WeightsError (weights), KeyError (unknown camera, naming the sequence), FileNotFoundError.
+        WeightsError (weights), KeyError (unknown camera, naming the sequence), FileNotFoundError,
+        ValueError (``fuse_views`` with fewer than 3 cameras, before anything is detected).
     """
     import time
 
@@ -220,6 +230,8 @@ def detect_sequence(sequence: str | Path, weights_dir: str | Path | None = None,
     for c in cams:
         if c not in seq.camera_ids:
             raise KeyError(f"{seq.root}: no camera {c!r}; cameras are {seq.camera_ids}")
+    if fuse_views and len(cams) < 3:
+        raise ValueError(f"{seq.root}: fusing keypoints across views needs at least 3 cameras, got {len(cams)}")
     det = detector or Detector(weights_dir, device)
     jobs = [(c, f) for c in cams for f in seq.frame_ids]
     written = skipped = 0
@@ -240,4 +252,5 @@ def detect_sequence(sequence: str | Path, weights_dir: str | Path | None = None,
             written += len(todo)
         if progress:
             progress(i + 1, len(jobs))
-    return DetectSummary(written=written, skipped=skipped, frames=len(jobs), seconds=seconds)
+    fused = fuse_sequence_keypoints(seq.root, cameras=cams) if fuse_views else None
+    return DetectSummary(written=written, skipped=skipped, frames=len(jobs), seconds=seconds, fused=fused)

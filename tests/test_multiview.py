@@ -1,4 +1,6 @@
-"""Multi-view keypoint consensus: wrong views are dropped, right ones kept, one camera untouched."""
+"""Multi-view keypoints: the annotation's consensus drops wrong views, the detection's fusion
+replaces them by the consensus point's reprojection; right views are kept, too few cameras pass
+unchanged."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import pytest
 import torch
 
 from honnotate.annotate.consensus import keypoint_consensus
+from honnotate.perception.multiview import fuse_views
 
 
 def _rig(C: int = 5):
@@ -108,3 +111,72 @@ def test_bad_inputs(scene):
         keypoint_consensus(kp, K, w2c, min_views=2)
     with pytest.raises(ValueError, match="threshold_px"):
         keypoint_consensus(kp, K, w2c, threshold_px=0.0)
+
+
+def _one_wrong_view_per_joint(kp, seed, C):
+    """kp with one view per (frame, joint) moved 40 px in a random direction; and where."""
+    bad = kp.clone()
+    rng = np.random.default_rng(seed)
+    wrong = torch.zeros(bad.shape[:3], dtype=torch.bool)
+    for t in range(bad.shape[0]):
+        for j in range(21):
+            c = int(rng.integers(C))
+            ang = rng.uniform(0, 2 * math.pi)
+            bad[t, c, j, :2] += 40 * torch.tensor([math.cos(ang), math.sin(ang)], dtype=bad.dtype)
+            wrong[t, c, j] = True
+    return bad, wrong
+
+
+@pytest.mark.parametrize("C", [5, 3])
+def test_fusion_replaces_wrong_and_missing_views_by_the_reprojection(scene, C):
+    K, w2c, kp = scene
+    kp = kp[:, :C].clone()
+    kp[..., 2] = torch.as_tensor(np.random.default_rng(3).uniform(0.3, 0.9, kp.shape[:3]))
+    bad, wrong = _one_wrong_view_per_joint(kp, 4, C)
+    if C == 3:  # a wrong view moved along the epipolar line agrees with either other view: a
+        # tie of two pairs, which goes to the more confident one
+        bad[..., 2] = torch.where(wrong, 0.2, bad[..., 2])
+    missing = torch.zeros_like(wrong)
+    if C == 5:  # and a second view of joint 0 not detected (confidence 0)
+        missing[:, 1, 0] = ~wrong[:, 1, 0]
+        bad[:, 1, 0, 2] = torch.where(missing[:, 1, 0], 0.0, bad[:, 1, 0, 2])
+    out, replaced = fuse_views(bad, K[:C], w2c[:C])
+    assert torch.equal(replaced, wrong | missing)
+    torch.testing.assert_close(out[..., :2][replaced], kp[..., :2][replaced], atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[~replaced], bad[~replaced], atol=0, rtol=0)  # agreeing views untouched
+    agree = ~replaced & (bad[..., 2] > 0.05)
+    mean_conf = (bad[..., 2] * agree).sum(1) / agree.sum(1)  # (T, J)
+    expected = mean_conf[:, None].expand_as(replaced)[replaced]
+    torch.testing.assert_close(out[..., 2][replaced], expected)
+
+
+def test_fusion_ties_go_to_the_more_confident_views(scene):
+    K, w2c, _ = scene
+    a = torch.zeros(1, 21, 3, dtype=torch.float64)
+    b = a + torch.tensor([0.05, 0.0, 0.0], dtype=torch.float64)  # 5 cm away: far in every view
+    kp = torch.cat([_project(a, K[:2], w2c[:2]), _project(b, K[2:4], w2c[2:4])], 1)  # views 0, 1 see a; 2, 3 b
+    kp[:, 2:, :, 2] = 0.9
+    out, replaced = fuse_views(kp, K[:4], w2c[:4])
+    assert replaced[:, :2].all() and not replaced[:, 2:].any()
+    torch.testing.assert_close(out[:, :2, :, :2], _project(b, K[:2], w2c[:2])[..., :2], atol=1e-6, rtol=0)
+
+
+def test_fusion_leaves_disagreement_and_two_cameras_alone(scene):
+    K, w2c, kp = scene
+    few = kp[:, :3].clone()
+    few[:, 1, :, :2] += 50.0
+    few[:, 2, :, :2] -= 50.0
+    out, replaced = fuse_views(few, K[:3], w2c[:3])
+    assert not replaced.any() and torch.equal(out, few)
+    two = kp[:, :2].clone()
+    two[:, 1, :, :2] += 80.0
+    out, replaced = fuse_views(two, K[:2], w2c[:2])
+    assert not replaced.any() and torch.equal(out, two)
+    with pytest.raises(ValueError, match="T, C, J, 3"):
+        fuse_views(kp[..., :2], K, w2c)
+    with pytest.raises(ValueError, match="for 5 cameras"):
+        fuse_views(kp, K[:3], w2c)
+    with pytest.raises(ValueError, match="min_views must be >= 2"):
+        fuse_views(kp, K, w2c, min_views=1)
+    with pytest.raises(ValueError, match="threshold_px"):
+        fuse_views(kp, K, w2c, threshold_px=-1.0)
