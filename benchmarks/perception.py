@@ -8,8 +8,8 @@ camera, and compares with the exact ground truth (``ground_truth/segmentation`` 
 projected joints with visibility in ``ground_truth/sequence_gt.npz``): hand IoU, object IoU
 (pixels summed over all frames, and the per-frame mean), PCK at 10 px on visible joints, mean
 2D error on visible joints (also with one keypoint crop instead of the test-time augmentation,
-with crops around the true hand mask, and with the box of the largest hand region instead of the
-one the detector chooses among candidate boxes), a 95% interval of that PCK when the scenes are redrawn (bootstrap over scenes: joints of
+with crops around the true hand mask, with the box of the largest hand region instead of the
+one the detector chooses among candidate boxes, and without the hand box floor from depth), a 95% interval of that PCK when the scenes are redrawn (bootstrap over scenes: joints of
 one scene are not independent), the share of the misses (> 10 px) that land within 10 px of
 another joint of the hand (a finger taken for its neighbour: identity, not precision), and the
 median wall time per frame (both networks). Writes the
@@ -47,10 +47,12 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
     det = Detector(weights, "cpu", keypoints=not seg_only, **({"tta": tta} if tta else {}))
     plain = None if seg_only else Detector(weights, "cpu", tta=((1.0, 0.0),))  # without test-time augmentation
     largest = None if seg_only else Detector(weights, "cpu", choose_box=False, **({"tta": tta} if tta else {}))
+    nofloor = None if seg_only else Detector(weights, "cpu", min_box_m=0.0, **({"tta": tta} if tta else {}))
     inter = np.zeros(3)
     union = np.zeros(3)
     per_frame_iou: dict[int, list[float]] = {1: [], 2: []}
-    errors, errors_gt_box, errors_plain, errors_largest, times = [], [], [], [], []
+    errors, errors_gt_box, errors_plain, errors_largest, errors_nofloor, times = [], [], [], [], [], []
+    frame_visible_nofloor: list[int] = []
     misses = on_other_joint = 0
     scene_of: list[int] = []  # the scene of each entry of `errors`
     frame_visible: list[int] = []  # the number of visible joints of its frame
@@ -63,9 +65,9 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
         for c, cam in enumerate(seq.camera_ids):
             for t, frame in enumerate(seq.frame_ids):
                 rgb = seq.rgb(cam, frame)
-                depth = seq.depth(cam, frame) if det.needs_depth else None  # RGB-D keypoint weights
+                depth, fx = seq.depth(cam, frame), float(seq.calibration(cam).K[0, 0])
                 t0 = time.perf_counter()
-                d = det(rgb, depth)
+                d = det(rgb, depth, fx)
                 times.append(time.perf_counter() - t0)
                 labels = read_segmentation(out / "ground_truth" / "segmentation" / cam / f"{frame}.png")
                 for cls in (1, 2):
@@ -86,12 +88,15 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
                     others = np.delete(kp_gt[:, :2], j, axis=0)  # every other joint, hidden ones too
                     on_other_joint += int(np.min(np.linalg.norm(others - d.keypoints[j, :2], axis=1)) <= 10)
                 if not seg_only:  # the keypoint network alone: crops around the true hand mask
-                    kp_box, _ = largest.keypoints(rgb, labels, depth)  # the true mask's box, no choice
+                    kp_box, _ = largest.keypoints(rgb, labels, depth, fx)  # the true mask's box, no choice
                     errors_gt_box.extend(np.linalg.norm(kp_box[vis, :2] - kp_gt[vis, :2], axis=1).tolist())
-                    kp_plain, _ = plain.keypoints(rgb, d.labels, depth)
+                    kp_plain, _ = plain.keypoints(rgb, d.labels, depth, fx)
                     errors_plain.extend(np.linalg.norm(kp_plain[vis, :2] - kp_gt[vis, :2], axis=1).tolist())
-                    kp_largest, _ = largest.keypoints(rgb, d.labels, depth)
+                    kp_largest, _ = largest.keypoints(rgb, d.labels, depth, fx)
                     errors_largest.extend(np.linalg.norm(kp_largest[vis, :2] - kp_gt[vis, :2], axis=1).tolist())
+                    kp_nofloor, _ = nofloor.keypoints(rgb, d.labels, depth, fx)
+                    errors_nofloor.extend(np.linalg.norm(kp_nofloor[vis, :2] - kp_gt[vis, :2], axis=1).tolist())
+                    frame_visible_nofloor.extend([int(vis.sum())] * int(vis.sum()))
     errors = np.asarray(errors)
     lo, hi = scene_bootstrap(errors <= 10, np.asarray(scene_of, dtype=int))
     by_vis = pck_by_frame_visibility(errors, np.asarray(frame_visible, dtype=int))
@@ -106,6 +111,8 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
         "pck10_gt_box": float(np.mean(np.asarray(errors_gt_box) <= 10)) if errors_gt_box else float("nan"),
         "pck10_plain": float(np.mean(np.asarray(errors_plain) <= 10)) if errors_plain else float("nan"),
         "pck10_largest": float(np.mean(np.asarray(errors_largest) <= 10)) if errors_largest else float("nan"),
+        "pck10_nofloor": float(np.mean(np.asarray(errors_nofloor) <= 10)) if errors_nofloor else float("nan"),
+        "pck10_nofloor_by_vis": pck_by_frame_visibility(np.asarray(errors_nofloor), np.asarray(frame_visible_nofloor, dtype=int)),
         "tta": det.tta,
         "ms_per_frame": 1e3 * float(np.median(times)), "seg_input": det.seg_size, "crop": det.crop_size,
         "train_seg": det.seg_info.get("train", {}), "train_kp": det.kp_info.get("train", {}),
@@ -132,8 +139,9 @@ def evaluate_fusion(weights: Path | None, sequences: int, cameras: int, workdir:
         seq = open_sequence(out)
         gt = np.load(out / "ground_truth" / "sequence_gt.npz")["keypoints2d"][0]  # (C, 21, 3)
         frame = seq.frame_ids[0]
-        kp = np.stack([det(seq.rgb(cam, frame)).keypoints for cam in seq.camera_ids])  # (C, 21, 3)
         calib = [seq.calibration(cam) for cam in seq.camera_ids]
+        kp = np.stack([det(seq.rgb(cam, frame), seq.depth(cam, frame), float(cb.K[0, 0])).keypoints
+                       for cam, cb in zip(seq.camera_ids, calib, strict=True)])  # (C, 21, 3)
         fused, rep = fuse_views(torch.from_numpy(kp)[None], torch.from_numpy(np.stack([c.K for c in calib])),
                                 torch.from_numpy(np.stack([np.linalg.inv(c.cam_to_world) for c in calib])))
         err_single.append(np.linalg.norm(kp[..., :2] - gt[..., :2], axis=-1))
@@ -246,6 +254,9 @@ def main() -> int:
         f"| PCK@10px with one crop (no test-time augmentation) | {r['pck10_plain']:.3f} | |\n"
         f"| PCK@10px with the box of the largest hand region and those near it (no choice among boxes) | "
         f"{r['pck10_largest']:.3f} | |\n"
+        f"| PCK@10px without the hand box floor from depth (`Detector(min_box_m=0)`); in frames with more than 10 "
+        f"visible joints; with at most 10 | {r['pck10_nofloor']:.3f}; {r['pck10_nofloor_by_vis']['more'][0]:.3f}; "
+        f"{r['pck10_nofloor_by_vis']['at_most'][0]:.3f} | |\n"
         f"| inference per frame (both networks, median of {r['images']}) | {r['ms_per_frame']:.0f} ms | |\n"
     )
     if fu is not None:

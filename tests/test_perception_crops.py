@@ -13,6 +13,7 @@ from honnotate.perception.crops import (
     crop_transform,
     decode_heatmaps,
     depth_channels,
+    floor_box_side,
     fuse_heatmaps,
     hand_box_candidates,
     hand_box_from_mask,
@@ -186,3 +187,21 @@ def test_depth_channels_follow_their_definition():
     assert not depth_channels(np.zeros((8, 8))).any()
     with pytest.raises(ValueError, match="must be"):
         depth_channels(np.zeros((8, 6)))
+
+
+def test_floor_box_side_widens_small_boxes_to_the_hands_metric_size():
+    mask = np.zeros((100, 120), bool)
+    mask[40:50, 50:60] = True  # a few fingertips, 10 px
+    depth = np.zeros((100, 120), np.float32)
+    depth[mask] = 0.5
+    depth[45, 55] = np.nan  # invalid measurements are ignored
+    depth[0:5, 0:5] = 9.0  # depth far from the box: not the hand's
+    box = (54.5, 44.5, 10.0)
+    cu, cv, side = floor_box_side(box, mask, depth, 600.0, 0.114)
+    assert (cu, cv) == box[:2] and side == pytest.approx(600.0 * 0.114 / 0.5)  # 136.8 px
+    assert floor_box_side((54.5, 44.5, 200.0), mask, depth, 600.0, 0.114)[2] == 200.0  # large boxes unchanged
+    assert floor_box_side(box, mask, depth, 600.0, 0.0) == box  # off
+    assert floor_box_side(box, mask, np.zeros_like(depth), 600.0, 0.114) == box  # no depth on the hand
+    few = np.zeros_like(mask)
+    few[40:44, 50:54] = True  # 16 pixels < min_pixels
+    assert floor_box_side(box, few, depth, 600.0, 0.114) == box

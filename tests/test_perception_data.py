@@ -252,3 +252,36 @@ def test_depth_samples_follow_the_scene_through_the_augmentation(config):
     assert rgb.composite(0).get("depth") is None
     with pytest.raises(ValueError, match="keypoint networks only"):
         SyntheticComposites(config, "segmentation", depth=True)
+
+
+def test_training_crops_take_the_box_floor_like_detection(config):
+    """With ``crop.min_box_m`` the composites carry their (augmented) depth and focal length, and
+    the keypoint crop's box is at least that many metres at the hand's depth."""
+    from honnotate.perception.data import CropConfig, keypoint_crop
+
+    cfg = dataclasses.replace(config, crop=dataclasses.replace(config.crop, min_box_m=0.3))
+    ds = SyntheticComposites(cfg, "keypoints")
+    near = total = 0
+    for index in range(4):
+        s = ds.composite(index, return_scene=True)
+        depth, fx = s["floor"]
+        A, K = s["affine"], s["scene"]["K"]
+        assert depth.shape == s["labels"].shape
+        assert fx == pytest.approx(K[0, 0] * np.sqrt(abs(np.linalg.det(A[:, :2]))))
+        for j in np.flatnonzero(s["keypoints"][:, 2] > 0):  # the depth moved with the image
+            u, v = np.round(s["keypoints"][j, :2]).astype(int)
+            patch = depth[max(v - 1, 0):v + 2, max(u - 1, 0):u + 2]
+            total += 1
+            near += bool((patch > 0).any() and np.min(np.abs(patch[patch > 0] - s["scene"]["joints"][j, 2])) < 0.03)
+    assert total > 10 and near >= 0.9 * total
+    assert "floor" not in SyntheticComposites(config, "keypoints").composite(0)
+    labels = np.zeros((80, 96), np.uint8)
+    labels[30:40, 40:50] = 2  # a few fingertips
+    image = np.zeros((80, 96, 3), np.float32)
+    kp = np.zeros((21, 3), np.float32)
+    flat = np.full((80, 96), 0.5, np.float32)
+    crop = CropConfig(size=32, min_box_m=0.1)
+    scale = keypoint_crop(image, labels, kp, crop, floor=(flat, 300.0))["affine"][0, 0]
+    assert scale == pytest.approx(32 / (300.0 * 0.1 / 0.5 * crop.margin))  # side 60 px, not 10
+    plain = keypoint_crop(image, labels, kp, crop)["affine"][0, 0]
+    assert plain == pytest.approx(32 / (10 * crop.margin))

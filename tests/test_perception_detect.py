@@ -92,6 +92,20 @@ def test_keypoints_map_back_into_the_hand_box(capture, weights):
     assert no_box is None and np.all(none == 0)
     with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
         det.segment(seq.rgb("0", 0).astype(np.float32))
+    # with depth and focal length the box is at least min_box_m across at the hand's depth
+    depth, fx = seq.depth("0", 0), float(seq.calibration("0").K[0, 0])
+    z = float(np.median(depth[(gt == 2) & (depth > 0)]))
+    far = np.where(depth > 0, depth * 0.0 + z * 40, 0.0).astype(np.float32)  # the hand 40x further: tiny floor
+    assert det.keypoints(seq.rgb("0", 0), gt, far, fx)[1] == box
+    wide = Detector(weights, "cpu", min_box_m=0.5)
+    _, box_wide = wide.keypoints(seq.rgb("0", 0), gt, depth, fx)
+    assert box_wide[:2] == box[:2] and box_wide[2] > box[2]
+    assert box_wide[2] == pytest.approx(fx * 0.5 / z, rel=0.05)
+    assert wide.keypoints(seq.rgb("0", 0), gt, depth)[1] == box  # no focal length: no floor
+    with pytest.raises(ValueError, match="does not match the RGB image"):
+        det.keypoints(seq.rgb("0", 0), gt, depth[:-1], fx)
+    with pytest.raises(ValueError, match="min_box_m"):
+        Detector(weights, "cpu", min_box_m=-1.0)
 
 
 def test_tta_crops_fuse_in_the_first_crop(capture, weights):

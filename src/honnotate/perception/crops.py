@@ -15,6 +15,7 @@ import torch
 
 __all__ = [
     "hand_box_from_mask",
+    "floor_box_side",
     "hand_box_candidates",
     "crop_transform",
     "apply_affine",
@@ -113,6 +114,38 @@ def _box_near(regions: list[tuple[int, int, int, int, int]], seed: int,
             x0, y0, x1, y1 = min(x0, kx), min(y0, ky), max(x1, kx + kw - 1), max(y1, ky + kh - 1)
     side = max(x1 - x0 + 1, y1 - y0 + 1, 8)
     return 0.5 * (x0 + x1), 0.5 * (y0 + y1), float(side)
+
+
+def floor_box_side(box: tuple[float, float, float], hand_mask: np.ndarray, depth: np.ndarray, fx: float,
+                   min_side_m: float, *, min_pixels: int = 20) -> tuple[float, float, float]:
+    """The box widened about its centre to at least ``min_side_m`` metres at the hand's depth.
+
+    A hand mostly hidden by the object leaves a few fingertips in its mask, whose box is far
+    smaller than the hand: the crop then zooms in on them and shows the network too little of
+    the hand and object to tell which fingers they are. The hand's depth (median of the valid
+    depth of the hand pixels inside the box) gives its expected image size,
+    ``fx * min_side_m / depth`` pixels, used as the smallest side.
+
+    Args:
+        box: ``(cu, cv, side)`` pixels. hand_mask: (H, W) bool. depth: (H, W) metres (0 or
+            non-finite: no measurement), registered to the mask. fx: focal length in pixels.
+        min_side_m: smallest box side in metres (0: the box unchanged).
+        min_pixels: fewer hand pixels with depth in the box: the box unchanged.
+
+    Returns:
+        ``(cu, cv, side)`` with ``side >= fx * min_side_m / hand depth``.
+    """
+    cu, cv, side = box
+    if min_side_m <= 0:
+        return box
+    H, W = hand_mask.shape
+    u0, u1 = max(int(cu - side / 2), 0), min(int(np.ceil(cu + side / 2)) + 1, W)
+    v0, v1 = max(int(cv - side / 2), 0), min(int(np.ceil(cv + side / 2)) + 1, H)
+    d = depth[v0:v1, u0:u1][hand_mask[v0:v1, u0:u1]]
+    d = d[np.isfinite(d) & (d > 0)]
+    if d.size < min_pixels:
+        return box
+    return cu, cv, max(float(side), float(fx) * min_side_m / float(np.median(d)))
 
 
 def crop_transform(centre_u: float, centre_v: float, side: float, size: int, *,

@@ -44,6 +44,7 @@ from honnotate.perception.crops import (
     apply_affine,
     crop_transform,
     depth_channels,
+    floor_box_side,
     hand_box_from_mask,
     heatmap_targets,
     warp_image,
@@ -99,7 +100,10 @@ class CropConfig:
     size: crop side in pixels (multiple of 4); margin: crop side / hand box side; jitter_scale,
     jitter_shift (fraction of the box side), jitter_rotation (radians): random crop changes at
     training time (imitating detection boxes); sigma: heatmap Gaussian in cells;
-    occluded_amplitude: target peak of occluded joints (so confidence drops on occlusion).
+    occluded_amplitude: target peak of occluded joints (so confidence drops on occlusion);
+    min_box_m: the hand box widened to at least this many metres at the hand's depth before
+    the margin and jitter, as detection does (:func:`~honnotate.perception.crops.floor_box_side`;
+    0: off, the crops of before).
     """
 
     size: int = 128
@@ -109,6 +113,7 @@ class CropConfig:
     jitter_rotation: float = 0.6
     sigma: float = 1.2
     occluded_amplitude: float = 0.5
+    min_box_m: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -362,7 +367,8 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
 
 
 def keypoint_crop(image: np.ndarray, labels: np.ndarray, keypoints: np.ndarray, crop: CropConfig,
-                  rng: np.random.Generator | None = None, depth: np.ndarray | None = None) -> dict[str, np.ndarray] | None:
+                  rng: np.random.Generator | None = None, depth: np.ndarray | None = None,
+                  floor: tuple[np.ndarray, float] | None = None) -> dict[str, np.ndarray] | None:
     """A hand crop with heatmap targets from a full image.
 
     Args:
@@ -370,6 +376,7 @@ def keypoint_crop(image: np.ndarray, labels: np.ndarray, keypoints: np.ndarray, 
         keypoints: (21, 3) image pixels u, v and visibility (0/1), MANO order.
         crop: crop settings. rng: random jitter of the box (None: the exact detection box).
         depth: (H, W) metres (0 = no measurement), for RGB-D crops; None: RGB only.
+        floor: ``(depth (H, W) metres, fx pixels)`` for ``crop.min_box_m`` (None: no floor).
 
     Returns:
         dict with ``image`` (S, S, 3) float32, ``heatmaps`` (21, S/4, S/4), ``weights`` (21,),
@@ -380,6 +387,8 @@ def keypoint_crop(image: np.ndarray, labels: np.ndarray, keypoints: np.ndarray, 
     box = hand_box_from_mask(labels == 2)
     if box is None:
         return None
+    if floor is not None and crop.min_box_m > 0:
+        box = floor_box_side(box, labels == 2, floor[0], floor[1], crop.min_box_m)
     cu, cv, side = box
     side *= crop.margin
     angle = 0.0
@@ -405,7 +414,8 @@ def keypoint_crop(image: np.ndarray, labels: np.ndarray, keypoints: np.ndarray, 
 
 def to_sample(task: str, image: np.ndarray, labels: np.ndarray, keypoints: np.ndarray | None,
               crop: CropConfig, rng: np.random.Generator | None,
-              depth: np.ndarray | None = None) -> dict[str, torch.Tensor] | None:
+              depth: np.ndarray | None = None,
+              floor: tuple[np.ndarray, float] | None = None) -> dict[str, torch.Tensor] | None:
     """Tensors of one training sample (see the module docstring) from an augmented image.
 
     image (H, W, 3) float32 [0, 1]; labels (H, W) integer; keypoints (21, 3) u, v, visibility
@@ -417,7 +427,7 @@ def to_sample(task: str, image: np.ndarray, labels: np.ndarray, keypoints: np.nd
                 "labels": torch.from_numpy(labels.astype(np.int64))}
     if keypoints is None:
         raise ValueError("keypoint samples need keypoints")
-    c = keypoint_crop(image, labels, keypoints, crop, rng, depth)
+    c = keypoint_crop(image, labels, keypoints, crop, rng, depth, floor)
     if c is None:
         return None
     img = c["image"] if depth is None else np.concatenate([c["image"], c["depth"]], 2)
@@ -649,6 +659,10 @@ class SyntheticComposites(Dataset):
                 image = color_jitter(image, rng, cfg.augment)
         sample = {"image": image, "labels": labels,
                   "keypoints": np.concatenate([uv, vis[:, None]], 1).astype(np.float32), "affine": A}
+        if cfg.crop.min_box_m > 0:  # the exact depth and focal length of the (augmented) image
+            d = depth if not cfg.augment.enabled else warp_image(depth, A, (cfg.width, cfg.height), nearest=True,
+                                                                 border="constant")
+            sample["floor"] = (d, f * float(np.sqrt(abs(np.linalg.det(A[:, :2])))))
         if sensed is not None:
             sample["depth"] = sensed
         if return_scene:
@@ -686,7 +700,8 @@ class SyntheticComposites(Dataset):
             i = scene if attempt == 0 else scene + (attempt << 40)
             s = self._scene(i, not crop_jitter)
             rng = np.random.default_rng([self.config.seed, i, 1, *extra]) if self.config.augment.enabled else None
-            out = to_sample(self.task, s["image"], s["labels"], s["keypoints"], self.config.crop, rng, s.get("depth"))
+            out = to_sample(self.task, s["image"], s["labels"], s["keypoints"], self.config.crop, rng, s.get("depth"),
+                            s.get("floor"))
             if out is not None:
                 if crop_jitter:
                     out = _finish_crop(out, np.random.default_rng([self.config.seed, i, 2, *extra]),
@@ -832,10 +847,12 @@ class SequenceFrames(Dataset):
 
     def _sample(self, item: int, index: int) -> dict[str, torch.Tensor] | None:
         image, labels, kp = self.frame(item)
-        depth = None
+        depth = floor = None
+        seq, cam, frame = self.items[item][:3]
         if self.depth:
-            seq, cam, frame = self.items[item][:3]
             depth = seq.depth(cam, frame)
+        if self.task == "keypoints" and self.crop.min_box_m > 0:
+            floor = (depth if depth is not None else seq.depth(cam, frame), float(seq.calibration(cam).K[0, 0]))
         rng = np.random.default_rng([self.seed, index, 2])
         H, W = labels.shape
         if self.task == "keypoints":  # crops come from full-size frames; the crop jitter augments
@@ -850,7 +867,7 @@ class SequenceFrames(Dataset):
         img = warp_image(image, A, size)
         lab = warp_image(labels, A, size, nearest=True)
         if self.task == "keypoints":  # the colour jitter on the crop, as the composites' keypoint samples
-            out = to_sample(self.task, img, lab, kp, self.crop, rng if self.augment.enabled else None, depth)
+            out = to_sample(self.task, img, lab, kp, self.crop, rng if self.augment.enabled else None, depth, floor)
             return _finish_crop(out, rng, self.augment, W, self.crop_colour) if out is not None and self.augment.enabled else out
         if self.augment.enabled:
             img = color_jitter(img, rng, self.augment)

@@ -7,7 +7,9 @@ candidate box whose single crop gives the most confident keypoints: a skin-colou
 for hand must not stretch or steal the crop; then by default three crops at different rotations,
 their heatmaps averaged: test-time augmentation); keypoints are decoded from the last stage's
 heatmaps (arg-max + sub-pixel refinement) and mapped back to image pixels, with the heatmap
-peak as confidence. RGB-D keypoint weights (architecture ``depth=1``) also see the frame's depth
+peak as confidence. With the frame's depth and focal length the hand box is at least 11.4 cm across
+at the hand's depth (a hand mostly hidden by the object leaves a few fingertips in the mask:
+:func:`~honnotate.perception.crops.floor_box_side`). RGB-D keypoint weights (architecture ``depth=1``) also see the frame's depth
 in the crop (:func:`~honnotate.perception.crops.depth_channels`). :func:`detect_sequence` writes the cue files of a capture with the
 :mod:`honnotate.io.cues` writers, so detections and external detectors' cues read the same;
 with ``fuse_views`` it then makes each frame's keypoints agree across three or more calibrated
@@ -28,6 +30,7 @@ from honnotate.perception.crops import (
     crop_transform,
     decode_heatmaps,
     depth_channels,
+    floor_box_side,
     fuse_heatmaps,
     hand_box_candidates,
     hand_box_from_mask,
@@ -38,7 +41,7 @@ from honnotate.perception.multiview import FuseSummary, fuse_sequence_keypoints
 from honnotate.perception.networks import full_arch
 from honnotate.perception.weights import load_weights
 
-__all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "TTA_DEFAULT"]
+__all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "TTA_DEFAULT", "MIN_BOX_M"]
 
 #: Test-time augmentation of the keypoint network: (crop scale, rotation in degrees) of each
 #: crop whose heatmaps are averaged. Three rotations (kp10 weights, PCK@10px on 40 frames of 20
@@ -46,6 +49,8 @@ __all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "TTA_DEF
 #: [--tta ...]``, before the detector chose among hand boxes): one crop 0.786, three rotations
 #: 0.814, three scales (1, 0.87, 1.15; the earlier default) 0.797; three keypoint network passes.
 TTA_DEFAULT: tuple[tuple[float, float], ...] = ((1.0, 0.0), (1.0, -20.0), (1.0, 20.0))
+#: Smallest hand box side in metres at the hand's depth (see :class:`Detector`): 0.6 x 19 cm.
+MIN_BOX_M = 0.114
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,11 @@ class Detector:
             :func:`~honnotate.perception.crops.hand_box_from_mask`). On 40 frames of 20 held-out
             scenes (kp10 weights, ``benchmarks/perception.py --seed-base 2000``) PCK@10px 0.855
             against 0.814 (the crops around the true hand mask: 0.855).
+        min_box_m: with the frame's depth and focal length, the hand box is at least this many
+            metres across at the hand's depth (:func:`~honnotate.perception.crops.floor_box_side`;
+            0: off). The default, 0.6 x a 19 cm hand, was chosen on captures the benchmark does not
+            use (kp11; see docs/design.md): PCK@10px 0.874 against 0.889 without and with it, on
+            views with at most 10 visible joints 0.812 against 0.844.
 
     Raises:
         WeightsError: a weights file is missing, corrupt or mismatched (the message names it).
@@ -81,13 +91,16 @@ class Detector:
 
     def __init__(self, weights_dir: str | Path | None = None, device: str | torch.device = "auto", *,
                  keypoints: bool = True, tta: tuple[tuple[float, float], ...] = TTA_DEFAULT,
-                 choose_box: bool = True) -> None:
+                 choose_box: bool = True, min_box_m: float = MIN_BOX_M) -> None:
         from honnotate.perception.train import resolve_device
 
         self.tta = tuple((float(scale), float(angle)) for scale, angle in tta)
         if not self.tta or any(scale <= 0 for scale, _ in self.tta):
             raise ValueError(f"tta must list (scale > 0, degrees) pairs, got {tta!r}")
         self.choose_box = bool(choose_box)
+        if not min_box_m >= 0:
+            raise ValueError(f"min_box_m must be >= 0, got {min_box_m}")
+        self.min_box_m = float(min_box_m)
         self.device = resolve_device(device)
         self.seg, self.seg_info = load_weights("segmentation", weights_dir, device=self.device)
         self.seg_size = (int(self.seg_info["input"]["width"]), int(self.seg_info["input"]["height"]))
@@ -112,17 +125,19 @@ class Detector:
         return logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
 
     @torch.no_grad()
-    def keypoints(self, rgb: np.ndarray, labels: np.ndarray,
-                  depth: np.ndarray | None = None) -> tuple[np.ndarray, tuple[float, float, float] | None]:
+    def keypoints(self, rgb: np.ndarray, labels: np.ndarray, depth: np.ndarray | None = None,
+                  fx: float | None = None) -> tuple[np.ndarray, tuple[float, float, float] | None]:
         """2D keypoints in the crop around the hand of ``labels``.
 
         Args:
             rgb: (H, W, 3) uint8. labels: (H, W) integer (2 = hand). depth: (H, W) metres (0 = no
                 measurement), registered to ``rgb``; needed by RGB-D keypoint weights
-                (:attr:`needs_depth`), ignored by RGB ones.
+                (:attr:`needs_depth`); with ``fx`` (focal length, pixels) it sets the smallest
+                hand box (``min_box_m``).
 
         Returns:
-            ``((21, 3) float32 u, v, confidence; box or None)``.
+            ``((21, 3) float32 u, v, confidence; box or None)``, the box of the crop
+            ``(cu, cv, side)`` pixels.
 
         Raises:
             ValueError: RGB-D weights without ``depth``, or a depth map of another size.
@@ -130,17 +145,20 @@ class Detector:
         rgb = _check_rgb(rgb)
         mask = np.asarray(labels) == 2
         image = rgb.astype(np.float32) / 255.0
-        if self.needs_depth:
-            if depth is None:
-                raise ValueError("these keypoint weights take RGB-D crops (arch depth=1): pass the frame's depth map")
+        if depth is not None:
             depth = np.asarray(depth, dtype=np.float32)
             if depth.shape != rgb.shape[:2]:
                 raise ValueError(f"depth map {depth.shape} does not match the RGB image {rgb.shape[:2]}")
+        if self.needs_depth:
+            if depth is None:
+                raise ValueError("these keypoint weights take RGB-D crops (arch depth=1): pass the frame's depth map")
             image = (image, depth)
         boxes = hand_box_candidates(mask) if self.choose_box else [hand_box_from_mask(mask)]
         if self.kp is None or not boxes or boxes[0] is None:
             return np.zeros((21, 3), np.float32), None
         box = self._choose_box(image, boxes) if len(boxes) > 1 else boxes[0]
+        if depth is not None and fx is not None:
+            box = floor_box_side(box, mask, depth, fx, self.min_box_m)
         maps = [crop_transform(box[0], box[1], box[2] * self.margin * scale, self.crop_size, angle=np.deg2rad(angle))
                 for scale, angle in self.tta]
         hm = self._heatmaps(image, maps)
@@ -170,12 +188,20 @@ class Detector:
         score = hm.flatten(2).amax(-1).clamp(0.0, 1.0).mean(1)
         return boxes[int(score.argmax())]
 
-    def __call__(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> Detection:
+    def __call__(self, rgb: np.ndarray, depth: np.ndarray | None = None, fx: float | None = None) -> Detection:
         """Segmentation and keypoints of one (H, W, 3) uint8 RGB image (see :class:`Detection`);
-        ``depth`` (H, W) metres for RGB-D keypoint weights (see :meth:`keypoints`)."""
+        ``depth`` (H, W) metres and ``fx`` the focal length in pixels (see :meth:`keypoints`)."""
         labels = self.segment(rgb)
-        kp, box = self.keypoints(rgb, labels, depth)
+        kp, box = self.keypoints(rgb, labels, depth, fx)
         return Detection(labels=labels, keypoints=kp, box=box)
+
+
+def _focal(seq, camera_id: str) -> float | None:
+    """A camera's focal length fx in pixels, or None without a readable calibration."""
+    try:
+        return float(seq.calibration(camera_id).K[0, 0])
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def _check_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -243,7 +269,11 @@ def detect_sequence(sequence: str | Path, weights_dir: str | Path | None = None,
         skipped += 2 - len(todo)
         if todo:
             t0 = time.perf_counter()
-            d = det(seq.rgb(cam, frame), seq.depth(cam, frame) if det.needs_depth else None)
+            rgb = seq.rgb(cam, frame)
+            depth = seq.depth(cam, frame) if det.needs_depth or seq.path("depth", cam, frame) is not None else None
+            if depth is not None and depth.shape != rgb.shape[:2] and not det.needs_depth:
+                depth = None  # not registered to the colour image: no box floor (RGB-D weights raise)
+            d = det(rgb, depth, _focal(seq, cam) if depth is not None else None)
             seconds += time.perf_counter() - t0
             if seg_path in todo:
                 write_segmentation(seg_path, d.labels, durable=False)
