@@ -80,7 +80,7 @@ def _capture(work: Path, name: str, frames: int, cues: str = "degraded", weights
     if cues == "detected":
         from honnotate.perception.detect import detect_sequence
 
-        detect_sequence(seq, weights, overwrite=True, device="cpu")
+        detect_sequence(seq, weights, overwrite=True, device="cpu", fuse_views=False)  # each view alone
     return seq
 
 
@@ -171,7 +171,7 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
                              "degraded, no keypoint consensus"))
             variants.append(("detected", {"hand_init": {"consensus_px": 0.0}}, "_no_consensus",
                              "detected, no keypoint consensus"))
-            variants.append(("detected_fused", None, "", "detected, fused across views (detect --fuse-views)"))
+            variants.append(("detected_fused", None, "", "detected, fused across views (detect's default)"))
         for cues, override, tag, label in variants:
             s = run_case(work, name, n, override, tag, cues=cues, weights=weights, reuse=reuse)
             acc = s["accuracy"]["final"]
@@ -189,7 +189,8 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
             "exact and detected cues (which network's errors cost the accuracy); multi-camera cases also "
             "with the degraded and the detected cues and the multi-view keypoint consensus off "
             "(`hand_init.consensus_px` 0; 15 px by default), and with the detected keypoints fused across views "
-            "at detection (`honnotate detect --fuse-views`). Errors against the "
+            "at detection (what `honnotate detect` writes by default with 3 or more calibrated cameras; the other "
+            "detected rows: each view alone, `--no-fuse-views`). Errors against the "
             "generator's ground truth, means over frames. Command: `python benchmarks/annotate.py --compare-cues "
             f"--cases {','.join(cases)}{f' --frames {frames}' if frames else ''}{' --reuse' if reuse else ''}`.\n\n"
             + "\n".join(rows) + "\n")

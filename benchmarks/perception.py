@@ -122,7 +122,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
 def evaluate_fusion(weights: Path | None, sequences: int, cameras: int, workdir: Path, seed_base: int,
                     tta: tuple | None = None) -> dict:
     """Single-view and multi-view-fused keypoints (:func:`honnotate.perception.multiview.fuse_views`,
-    what ``honnotate detect --fuse-views`` writes) on ``sequences`` captures of 1 frame x
+    what ``honnotate detect`` writes by default with 3 or more calibrated cameras) on ``sequences`` captures of 1 frame x
     ``cameras`` calibrated cameras: PCK@10px on visible joints and on all joints (hidden ones
     too: what the annotation fits), the share of keypoints replaced, a scene-bootstrap interval."""
     from honnotate.io.sequence import open_sequence
@@ -261,7 +261,7 @@ def main() -> int:
     )
     if fu is not None:
         body += (
-            f"\nMulti-view fusion (`honnotate detect --fuse-views`, {fu['keypoints'] // 21} views): "
+            f"\nMulti-view fusion (`honnotate detect`'s default with 3 or more calibrated cameras, {fu['keypoints'] // 21} views): "
             f"{args.fusion_sequences} other generated captures of 1 frame x {args.fusion_cameras} calibrated cameras "
             f"(seeds {args.seed_base + 500}+, same objects in turn, random grasps), each view's keypoints as "
             "detected and after fusion (per joint, the views that disagree with the point most views agree on "

@@ -521,3 +521,12 @@ def test_detect_command_fuses_views(capture, capture3, weights, tmp_path):
     assert r.exit_code == 0, r.output
     assert "wrote 6 cue files" in r.output and "fused the keypoints of 1 frame across views" in r.output
     assert len(list((seq3 / FUSED_RAW_DIR).glob("*/*.json"))) == 3
+    # the default: fused with 3 or more calibrated cameras, not with one
+    shutil.rmtree(seq3 / FUSED_RAW_DIR)
+    r = runner.invoke(app, ["detect", str(seq3), "--weights", str(weights), "--device", "cpu", "--overwrite"])
+    assert r.exit_code == 0 and "fused the keypoints of 1 frame" in r.output
+    shutil.rmtree(seq3 / FUSED_RAW_DIR)
+    r = runner.invoke(app, ["detect", str(seq3), "--weights", str(weights), "--device", "cpu", "--overwrite",
+                            "--no-fuse-views"])
+    assert r.exit_code == 0 and "fused" not in r.output and not (seq3 / FUSED_RAW_DIR).exists()
+    assert detect_sequence(_fresh_copy(capture, tmp_path / "one"), weights, device="cpu").fused is None

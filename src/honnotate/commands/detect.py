@@ -19,10 +19,11 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda:0, ..."),
         tta: bool = typer.Option(True, "--tta/--no-tta", help="Average the keypoint heatmaps of three crop "
                                  "rotations (more accurate, three keypoint network passes)."),
-        fuse_views: bool = typer.Option(False, "--fuse-views", help="Then make each frame's keypoints agree "
-                                        "across the cameras (3 or more, calibrated): views that disagree with "
-                                        "the point most views agree on get its reprojection; per-view "
-                                        "detections kept in keypoints2d_views/."),
+        fuse_views: bool | None = typer.Option(None, "--fuse-views/--no-fuse-views", help="Then make each frame's "
+                                               "keypoints agree across the cameras: views that disagree with the "
+                                               "point most views agree on get its reprojection; per-view detections "
+                                               "kept in keypoints2d_views/ (default: with 3 or more calibrated "
+                                               "cameras)."),
     ) -> None:
         """Write segmentation/<cam>/<frame>.png and keypoints2d/<cam>/<frame>.json for every frame."""
         from rich.progress import Progress

@@ -149,10 +149,13 @@ def _ensure_cues(seq, config: AnnotateConfig, log) -> bool:
 
     log(f"cue files missing for camera(s) {missing}: running honnotate's detector")
     try:
-        detect_sequence(seq.root, cameras=missing, device=config.device)
+        s = detect_sequence(seq.root, cameras=missing, device=config.device)
     except (WeightsError, FileNotFoundError) as exc:
         raise MissingCuesError(f"{seq.root}: no cue files for camera(s) {missing} and the detector is unavailable "
                                f"({exc}); {how}") from None
+    if s.fused is not None:
+        log(f"keypoints fused across {len(missing)} views: {s.fused.replaced} of {s.fused.keypoints} replaced by "
+            f"the views' consensus (per-view detections in keypoints2d_views/)")
     return True
 
 
