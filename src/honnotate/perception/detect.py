@@ -251,7 +251,7 @@ def detect_sequence(sequence: str | Path, weights_dir: str | Path | None = None,
             every keypoint file of those cameras, existing ones kept by this run included.
             None (default): when there are 3 or more cameras, all with extrinsics (on the
             5-camera annotation benchmark capture the hand error with detected cues fell from
-            14.5 to 9.8 mm, BENCHMARKS annotate_cues); True: required (ValueError otherwise).
+            14.1 to 12.2 mm, BENCHMARKS annotate_cues); True: required (ValueError otherwise).
         progress: called as ``progress(done, total)`` per frame x camera.
 
     Raises:
