@@ -11,7 +11,7 @@ with 21 rows in MANO joint order (wrist; index 1-3; middle 1-3; pinky 1-3; ring 
 tips thumb, index, middle, ring, pinky), ``u, v`` in pixels (pixel centres at integer
 coordinates, OpenCV image axes) and ``confidence`` >= 0 (0 = not detected). A bare 21 x 3 list
 is accepted too. Any other joint order must be converted before writing. Files written by
-multi-view fusion (``honnotate detect --fuse-views``) also carry ``"fused_views": true``; the
+multi-view fusion (``honnotate detect`` with 3 or more calibrated cameras) also carry ``"fused_views": true``; the
 per-view detections they were made from are kept in ``keypoints2d_views/``.
 """
 

@@ -196,19 +196,10 @@ class Detector:
         return Detection(labels=labels, keypoints=kp, box=box)
 
 
-def _calibrated(seq, camera_id: str) -> bool:
-    """Whether a camera's calibration (intrinsics and extrinsics) can be read."""
+def _calibration(seq, camera_id: str):
+    """A camera's calibration (intrinsics and extrinsics), or None when it cannot be read."""
     try:
-        seq.calibration(camera_id)
-    except (FileNotFoundError, ValueError):
-        return False
-    return True
-
-
-def _focal(seq, camera_id: str) -> float | None:
-    """A camera's focal length fx in pixels, or None without a readable calibration."""
-    try:
-        return float(seq.calibration(camera_id).K[0, 0])
+        return seq.calibration(camera_id)
     except (FileNotFoundError, ValueError):
         return None
 
@@ -271,7 +262,7 @@ def detect_sequence(sequence: str | Path, weights_dir: str | Path | None = None,
     if fuse_views and len(cams) < 3:
         raise ValueError(f"{seq.root}: fusing keypoints across views needs at least 3 cameras, got {len(cams)}")
     if fuse_views is None:
-        fuse_views = len(cams) >= 3 and all(_calibrated(seq, c) for c in cams)
+        fuse_views = len(cams) >= 3 and all(_calibration(seq, c) is not None for c in cams)
     det = detector or Detector(weights_dir, device)
     jobs = [(c, f) for c in cams for f in seq.frame_ids]
     written = skipped = 0
@@ -287,7 +278,8 @@ def detect_sequence(sequence: str | Path, weights_dir: str | Path | None = None,
             depth = seq.depth(cam, frame) if det.needs_depth or seq.path("depth", cam, frame) is not None else None
             if depth is not None and depth.shape != rgb.shape[:2] and not det.needs_depth:
                 depth = None  # not registered to the colour image: no box floor (RGB-D weights raise)
-            d = det(rgb, depth, _focal(seq, cam) if depth is not None else None)
+            calib = _calibration(seq, cam) if depth is not None else None
+            d = det(rgb, depth, float(calib.K[0, 0]) if calib is not None else None)
             seconds += time.perf_counter() - t0
             if seg_path in todo:
                 write_segmentation(seg_path, d.labels, durable=False)

@@ -15,12 +15,11 @@ looking at them, for training networks on them, for any other tool reading them)
 
 With two cameras nothing can be outvoted, so fusion needs three or more.
 :func:`fuse_sequence_keypoints` applies it to the cue files of a capture
-(``honnotate detect --fuse-views``).
+(``honnotate detect`` does by default with three or more calibrated cameras).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,8 +103,7 @@ class FuseSummary:
 
 
 def fuse_sequence_keypoints(sequence: str | Path, *, cameras: list[str] | None = None, threshold_px: float = 8.0,
-                            min_views: int = 2, min_confidence: float = 0.05,
-                            progress: Callable[[int, int], None] | None = None) -> FuseSummary:
+                            min_views: int = 2, min_confidence: float = 0.05) -> FuseSummary:
     """Apply :func:`fuse_views` to the ``keypoints2d/<cam>/<frame>.json`` cue files of a capture.
 
     A per-view keypoint file (not marked ``fused_views``) is first copied to
@@ -119,7 +117,6 @@ def fuse_sequence_keypoints(sequence: str | Path, *, cameras: list[str] | None =
         sequence: capture folder with calibrated cameras (``calibration/``).
         cameras: camera ids (default all; at least 3).
         threshold_px, min_views, min_confidence: see :func:`fuse_views`.
-        progress: called as ``progress(done, total)`` per frame.
 
     Raises:
         ValueError: fewer than 3 cameras. KeyError: unknown camera. CaptureFormatError: a
@@ -141,7 +138,7 @@ def fuse_sequence_keypoints(sequence: str | Path, *, cameras: list[str] | None =
     w2c = torch.from_numpy(np.stack([np.linalg.inv(c.cam_to_world) for c in calib]))
     frames = seq.frame_ids
     fused = replaced = skipped = 0
-    for i, frame in enumerate(frames):
+    for frame in frames:
         cur = [seq.root / "keypoints2d" / c / f"{frame}.json" for c in cams]
         if not all(p.exists() for p in cur):
             skipped += 1
@@ -153,15 +150,14 @@ def fuse_sequence_keypoints(sequence: str | Path, *, cameras: list[str] | None =
                     if not raw.exists():
                         raise CaptureFormatError(f"{p}: fused keypoints without their per-view detections ({raw}); "
                                                  f"run `honnotate detect --overwrite` to detect this frame again")
+                    views.append(read_keypoints2d(raw))
                 else:
-                    write_keypoints2d(raw, read_keypoints2d(p), durable=False)
-                views.append(read_keypoints2d(raw))
+                    views.append(read_keypoints2d(p))
+                    write_keypoints2d(raw, views[-1], durable=False)
             out, rep = fuse_views(torch.from_numpy(np.stack(views))[None], K, w2c, threshold_px=threshold_px,
                                   min_views=min_views, min_confidence=min_confidence)
             for c, p in enumerate(cur):
                 write_keypoints2d(p, out[0, c].numpy(), durable=False, fused_views=True)
             fused += 1
             replaced += int(rep.sum())
-        if progress:
-            progress(i + 1, len(frames))
     return FuseSummary(frames=fused, replaced=replaced, keypoints=fused * len(cams) * 21, skipped=skipped)
