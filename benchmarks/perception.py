@@ -38,7 +38,7 @@ OBJECTS = ["mug", "cracker_box", "soup_can", "mustard_bottle", "sphere"]
 
 def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, workdir: Path,
              seg_only: bool = False, seed_base: int = 1000, tta: tuple | None = None,
-             hand_appearance: str = "uniform") -> dict:
+             hand_appearance: str = "uniform", forearm: bool = True) -> dict:
     from honnotate.io.cues import read_segmentation
     from honnotate.io.sequence import open_sequence
     from honnotate.perception.detect import Detector
@@ -59,7 +59,8 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
     for k in range(sequences):
         out = workdir / f"heldout_{k}"
         generate_sequence(out, SynthConfig(frames=frames, cameras=cameras, object=OBJECTS[k % len(OBJECTS)],
-                                           seed=seed_base + k, grasp="random", hand_appearance=hand_appearance))
+                                           seed=seed_base + k, grasp="random", hand_appearance=hand_appearance,
+                                           forearm=forearm))
         seq = open_sequence(out)
         gt = np.load(out / "ground_truth" / "sequence_gt.npz")
         for c, cam in enumerate(seq.camera_ids):
@@ -120,7 +121,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
 
 
 def evaluate_fusion(weights: Path | None, sequences: int, cameras: int, workdir: Path, seed_base: int,
-                    tta: tuple | None = None) -> dict:
+                    tta: tuple | None = None, forearm: bool = True) -> dict:
     """Single-view and multi-view-fused keypoints (:func:`honnotate.perception.multiview.fuse_views`,
     what ``honnotate detect`` writes by default with 3 or more calibrated cameras) on ``sequences`` captures of 1 frame x
     ``cameras`` calibrated cameras: PCK@10px on visible joints and on all joints (hidden ones
@@ -135,7 +136,7 @@ def evaluate_fusion(weights: Path | None, sequences: int, cameras: int, workdir:
     for k in range(sequences):
         out = workdir / f"fusion_{k}"
         generate_sequence(out, SynthConfig(frames=1, cameras=cameras, object=OBJECTS[k % len(OBJECTS)],
-                                           seed=seed_base + k, grasp="random"), contact_sheet=False)
+                                           seed=seed_base + k, grasp="random", forearm=forearm), contact_sheet=False)
         seq = open_sequence(out)
         gt = np.load(out / "ground_truth" / "sequence_gt.npz")["keypoints2d"][0]  # (C, 21, 3)
         frame = seq.frame_ids[0]
@@ -199,6 +200,8 @@ def main() -> int:
                          "another: only printed)")
     ap.add_argument("--hand-appearance", default="uniform", choices=("uniform", "anatomical"),
                     help="held-out hands of one skin tone or with palm and nails (anatomical: only printed)")
+    ap.add_argument("--no-forearm", action="store_true",
+                    help="held-out captures without the forearm (those of before 2026-12-04; only printed)")
     ap.add_argument("--fusion-sequences", type=int, default=20,
                     help="captures of 1 frame x --fusion-cameras cameras (seeds --seed-base + 500 on) for the "
                          "multi-view fusion rows (0: none)")
@@ -218,9 +221,10 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="honnotate-perception-bench-") as tmp:
             r = evaluate(args.weights, args.sequences, args.frames, args.cameras, Path(tmp), args.seg_only,
-                         args.seed_base, tta, args.hand_appearance)
+                         args.seed_base, tta, args.hand_appearance, not args.no_forearm)
             fu = None if args.seg_only or args.fusion_sequences <= 0 else evaluate_fusion(
-                args.weights, args.fusion_sequences, args.fusion_cameras, Path(tmp), args.seed_base + 500, tta)
+                args.weights, args.fusion_sequences, args.fusion_cameras, Path(tmp), args.seed_base + 500, tta,
+                not args.no_forearm)
     except WeightsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -234,7 +238,7 @@ def main() -> int:
         + f"Weights: `{args.weights or 'shipped'}` (segmentation: {ts.get('steps')} steps, batch {ts.get('batch')}; "
         f"keypoints: {tk.get('steps')} steps, batch {tk.get('batch')}). Held-out generated sequences: "
         f"{args.sequences} x {args.frames} frames x {args.cameras} camera(s) at 640x480 (seeds {args.seed_base}+, objects "
-        f"{', '.join(OBJECTS[k % len(OBJECTS)] for k in range(args.sequences))}, random grasps and hand shapes, hands {args.hand_appearance}); "
+        f"{', '.join(OBJECTS[k % len(OBJECTS)] for k in range(args.sequences))}, random grasps and hand shapes, hands {args.hand_appearance}, {'no forearm' if args.no_forearm else 'with a forearm, bare or sleeved'}); "
         f"segmentation input {r['seg_input'][0]}x{r['seg_input'][1]}, keypoint crop {r['crop']} px, heatmaps of "
         f"{len(r['tta'])} crops averaged (scale, degrees: {', '.join(f'{a:g}/{b:g}' for a, b in r['tta'])}); "
         f"torch {args.threads} threads. Command: `python benchmarks/perception.py"
@@ -275,7 +279,7 @@ def main() -> int:
         )
     # BENCHMARKS.md holds the shipped weights on the default set; candidates and other sets are printed
     if args.weights is not None or args.seg_only or args.seed_base != 1000 or args.tta \
-            or args.hand_appearance != "uniform":
+            or args.hand_appearance != "uniform" or args.no_forearm:
         print(body)
         return 0
     write_section("perception", body)

@@ -104,7 +104,7 @@ def test_anatomical_captures_change_only_the_hand_colours(tmp_path):
 
 def test_composites_anatomical_hands_have_their_own_stream():
     cfg = CompositeConfig(objects=("sphere",), grasps_per_object=1, width=96, height=80, distance=(0.3, 0.4), seed=5,
-                          augment=AugmentConfig(enabled=False), table_prob=0.0, hand_only_prob=1.0)
+                          augment=AugmentConfig(enabled=False), table_prob=0.0, hand_only_prob=1.0, arm_prob=0.0)
     plain = SyntheticComposites(cfg)
     anat = SyntheticComposites(dataclasses.replace(cfg, anatomical_prob=1.0))
     for index in range(2):

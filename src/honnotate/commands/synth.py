@@ -29,6 +29,9 @@ def register(app: typer.Typer) -> None:
                                      "or headlight (a light at each camera)."),
         hand_appearance: str = typer.Option("uniform", help="Hand colours: uniform (one skin tone) or anatomical "
                                             "(a lighter palm side and pale nails)."),
+        forearm: bool = typer.Option(True, "--forearm/--no-forearm", help="Render a forearm behind the wrist, bare or "
+                                     "sleeved (scenery: background in the masks; --no-forearm: the captures of "
+                                     "before 2026-12-04)."),
         count: int = typer.Option(1, "--count", help="Captures to generate: more than 1 writes OUT/s<seed> for "
                                   "seeds SEED .. SEED+COUNT-1 (a batch; a rerun skips finished captures)."),
         workers: int = typer.Option(1, "--workers", help="Processes for a batch (one torch thread each)."),
@@ -55,7 +58,7 @@ def register(app: typer.Typer) -> None:
             cfg = SynthConfig(frames=frames, cameras=cameras, object=objects[seed % len(objects)], seed=seed, grasp=grasp, side=side,
                               degraded_cues=degraded_cues, width=width, height=height,
                               depth_noise=DepthNoiseConfig(kind=depth_noise), lighting=LightingConfig(kind=lighting),
-                              hand_appearance=hand_appearance)
+                              hand_appearance=hand_appearance, forearm=forearm)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         if count > 1:

@@ -31,6 +31,9 @@ def register(app: typer.Typer) -> None:
                                                 "under the hand and object (default of CompositeConfig, 0.5)."),
         anatomical_prob: float | None = typer.Option(None, help="Fraction of composites whose hand has a lighter "
                                                      "palm side and pale nails (default of CompositeConfig, 0)."),
+        arm_prob: float | None = typer.Option(None, help="Fraction of composites whose hand has a forearm, bare or "
+                                              "sleeved (default of CompositeConfig, 0.6; 0: the composites of "
+                                              "before 2026-12-04's forearm)."),
         crops_per_scene: int = typer.Option(1, help="Keypoints: hand crops cut from one rendered composite "
                                             "(2 nearly halves the data time per sample)."),
         min_box_m: float = typer.Option(0.0, "--min-box-m", help="Keypoints: widen the hand box to at least this "
@@ -86,6 +89,8 @@ def register(app: typer.Typer) -> None:
             syn["table_prob"] = table_prob
         if anatomical_prob is not None:
             syn["anatomical_prob"] = anatomical_prob
+        if arm_prob is not None:
+            syn["arm_prob"] = arm_prob
         crop_kw = {}
         if crop_size is not None:
             if full != "keypoints" or crop_size < 32 or crop_size % 16:

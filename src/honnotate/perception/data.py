@@ -133,7 +133,9 @@ class CompositeConfig:
     roll (as captures are: the table, often wood- or skin-coloured, fills part of the view;
     drawn from a random stream of its own, so ``table_prob=0`` gives the composites of before);
     anatomical_prob: hands with a lighter palm side and pale nails (:mod:`honnotate.synth.appearance`;
-    their own random stream: 0 gives the composites of before);
+    their own random stream: 0 gives the composites of before); arm_prob: hands with a forearm
+    behind the wrist, bare or sleeved (:mod:`honnotate.synth.arm`, as in ``honnotate synth``;
+    background in the labels; its own random stream: 0 gives the composites of before);
     crops_per_scene: keypoint samples cut from one rendered composite (consecutive sample
     indices ``k * n .. k * n + n - 1`` share scene ``k``, each crop with its own box jitter,
     rotation and colour jitter): rendering a 640x480 composite costs ~10x the crop, so 2 nearly
@@ -158,6 +160,7 @@ class CompositeConfig:
     headlight_prob: float = 0.3
     table_prob: float = 0.5
     anatomical_prob: float = 0.0
+    arm_prob: float = 0.6
     crops_per_scene: int = 1
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -179,6 +182,8 @@ class CompositeConfig:
             raise ValueError(f"table_prob must be in [0, 1], got {self.table_prob}")
         if not 0.0 <= self.anatomical_prob <= 1.0:
             raise ValueError(f"anatomical_prob must be in [0, 1], got {self.anatomical_prob}")
+        if not 0.0 <= self.arm_prob <= 1.0:
+            raise ValueError(f"arm_prob must be in [0, 1], got {self.arm_prob}")
         if self.crops_per_scene < 1:
             raise ValueError(f"crops_per_scene must be >= 1, got {self.crops_per_scene}")
 
@@ -485,6 +490,12 @@ class SyntheticComposites(Dataset):
         return hand_regions(self._hand)
 
     @cached_property
+    def _wrist_ring(self) -> np.ndarray:
+        from honnotate.synth.arm import wrist_ring
+
+        return wrist_ring(np.asarray(self._hand.faces))
+
+    @cached_property
     def _hand(self):
         from honnotate.models.hand import HandModel
         from honnotate.models.open_hand import load_open_hand
@@ -612,6 +623,14 @@ class SyntheticComposites(Dataset):
                 if obj.uv is not None and obj.texture is not None else {}
             meshes.append(SceneMesh(torch.as_tensor(ov_c, dtype=f32), torch.as_tensor(obj.faces), OBJECT_LABEL,
                                     vertex_colors=torch.as_tensor(col, dtype=f32), **tex))
+        rrng = np.random.default_rng([cfg.seed, int(index), 8])  # its own stream: see CompositeConfig
+        if with_hand and rrng.random() < cfg.arm_prob:
+            from honnotate.synth.arm import ARM_LABEL, draw_forearm, forearm_mesh
+
+            spec = draw_forearm(rrng, hv_c[None], hj_c[None], self._wrist_ring, tries=1)
+            av, af, ac = forearm_mesh(hv_c[None], hj_c[None], self._wrist_ring, spec, hand_col.mean(0))
+            meshes.append(SceneMesh(torch.as_tensor(av[0], dtype=f32), torch.as_tensor(af), ARM_LABEL,
+                                    vertex_colors=torch.as_tensor(ac, dtype=f32)))
         table = None
         trng = np.random.default_rng([cfg.seed, int(index), 5])  # its own stream: see CompositeConfig
         if trng.random() < cfg.table_prob:
@@ -634,7 +653,7 @@ class SyntheticComposites(Dataset):
             rendered = np.where(over, TABLE_LABEL, rendered)
             depth = np.where(over, t_depth, depth)
             rgb = np.where(over[..., None], t_rgb, rgb)
-        labels = np.where(rendered == TABLE_LABEL, 0, rendered).astype(np.uint8)
+        labels = np.where(rendered >= TABLE_LABEL, 0, rendered).astype(np.uint8)  # table, forearm
         gain = (rng.uniform(0.75, 1.25) * rng.uniform(0.92, 1.08, 3)).astype(np.float32)
         background = self._background(rng)
         image = np.where((rendered > 0)[..., None], np.clip(rgb * gain, 0, 1), background).astype(np.float32)

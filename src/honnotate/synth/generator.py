@@ -52,6 +52,8 @@ SKIN_TONES = np.array([
 TABLE_LABEL = 3
 #: Second seed word of the lighting's own random stream, ``default_rng([seed, _LIGHT_STREAM])``.
 _LIGHT_STREAM = 0x11647
+#: Second seed word of the forearm's own random stream.
+_ARM_STREAM = 0xA4A
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,10 @@ class SynthConfig:
     per depth unit in the PNGs; table: render a table under the workspace; lighting: ambient,
     directional light and gain (:class:`LightingConfig`); hand_appearance: "uniform" (one skin
     tone all over, the captures of before) or "anatomical" (a lighter palm side and pale nails,
-    :mod:`honnotate.synth.appearance`; same random draws before it, then its own).
+    :mod:`honnotate.synth.appearance`; same random draws before it, then its own); forearm:
+    render a forearm behind the wrist, bare or sleeved (:mod:`honnotate.synth.arm`; scenery
+    only, background in the segmentation; its draws come from a stream of their own, so the
+    rest of a capture is the same with or without it).
     """
 
     frames: int = 100
@@ -135,6 +140,7 @@ class SynthConfig:
     depth_scale: float = 0.001
     table: bool = True
     hand_appearance: Literal["uniform", "anatomical"] = "uniform"
+    forearm: bool = True
     motion: MotionConfig = field(default_factory=MotionConfig)
     depth_noise: DepthNoiseConfig = field(default_factory=DepthNoiseConfig)
     cue_noise: CueNoiseConfig = field(default_factory=CueNoiseConfig)
@@ -251,6 +257,31 @@ def _hand_colors(hand, rng: np.random.Generator, appearance: str = "uniform", se
     return np.clip(tone[None] * jitter, 0, 1)
 
 
+def _forearm(cfg: SynthConfig, hand, hand_w: torch.Tensor, joints_w: torch.Tensor, hand_col: torch.Tensor, obj,
+             R_o: torch.Tensor, t_o: torch.Tensor, table_y: float | None):
+    """The capture's forearm as a per-frame SceneMesh (label ``ARM_LABEL``), drawn from its own
+    random stream ``default_rng([seed, _ARM_STREAM])``."""
+    from honnotate.geometry.mesh_query import MeshQuery
+    from honnotate.render.renderer import SceneMesh
+    from honnotate.synth.arm import ARM_LABEL, draw_forearm, forearm_mesh, wrist_ring
+
+    ring = wrist_ring(np.asarray(hand.faces))
+    hv, J = hand_w.numpy(), joints_w.numpy()
+    query = MeshQuery(obj.vertices, obj.faces)
+    R, t = R_o.numpy(), t_o.numpy()
+
+    def inside(pts: np.ndarray) -> np.ndarray:  # (N, M, 3) world -> (N, M), > 0 inside the object
+        local = np.einsum("nij,nmi->nmj", R, pts - t[:, None])  # R^T (p - t)
+        return query.signed_distance(local.reshape(-1, 3)).reshape(pts.shape[:2])
+
+    spec = draw_forearm(np.random.default_rng([cfg.seed, _ARM_STREAM]), hv, J, ring, inside_object=inside,
+                        table_y=table_y)
+    skin = hand_col.double().numpy().mean(0)
+    verts, faces, col = forearm_mesh(hv, J, ring, spec, skin)
+    return SceneMesh(torch.as_tensor(verts, dtype=torch.float32), torch.as_tensor(faces), ARM_LABEL,
+                     vertex_colors=torch.as_tensor(col, dtype=torch.float32))
+
+
 def _visibility(uv: np.ndarray, z: np.ndarray, labels: np.ndarray, depth: np.ndarray, tol: float = 0.02) -> np.ndarray:
     """(21,) bool: joint in the image, on a hand pixel whose rendered depth is within ``tol``
     of the joint's depth (joints lie ~1 cm inside the finger surface)."""
@@ -358,6 +389,11 @@ def generate_sequence(out_dir: str | Path, config: SynthConfig = SynthConfig(), 
     obj_tex = {}
     if obj.uv is not None and obj.texture is not None:
         obj_tex = {"uv": torch.as_tensor(obj.uv, dtype=f32), "texture": torch.as_tensor(obj.texture)}
+    if cfg.forearm:
+        meshes_static_frames = [_forearm(cfg, hand, hand_w, joints_w, hand_col, obj, R_o, t_o,
+                                         tv[0, 1] if cfg.table else None)]
+    else:
+        meshes_static_frames = []
     background = _background(cfg, rng)
     light = cfg.lighting
     gain = rng.uniform(*light.gain) * rng.uniform(1 - light.colour_jitter, 1 + light.colour_jitter, 3)
@@ -384,6 +420,7 @@ def generate_sequence(out_dir: str | Path, config: SynthConfig = SynthConfig(), 
                   SceneMesh(obj_w[idx].to(f32), torch.as_tensor(obj.faces), OBJECT_LABEL, vertex_colors=obj_col, **obj_tex)]
         meshes += [SceneMesh(m.vertices[None].expand(len(idx), -1, -1), m.faces, m.label, m.vertex_colors, m.uv, m.texture)
                    for m in meshes_static]
+        meshes += [SceneMesh(m.vertices[idx], m.faces, m.label, m.vertex_colors) for m in meshes_static_frames]
         with torch.no_grad():
             r = renderer.render(meshes, cams, rgb=True, light_dir=None if light_t is None else light_t[idx])
         render_s += time.perf_counter() - t0
@@ -396,7 +433,7 @@ def generate_sequence(out_dir: str | Path, config: SynthConfig = SynthConfig(), 
                 img = np.where((labels > 0)[..., None], rgb, background * 0.9) * gain
                 img = img + rng.normal(0, 0.012, img.shape)
                 img8 = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
-                seg = np.where(labels == TABLE_LABEL, 0, labels).astype(np.uint8)
+                seg = np.where(labels >= TABLE_LABEL, 0, labels).astype(np.uint8)  # table, forearm
                 fx, fy, cx, cy = cam.fx, cam.fy, cam.cx, cam.cy
                 depth = depth_noise(depth_clean, fx, fy, cx, cy, cfg.depth_noise, rng)
                 uv, z = cam.project(joints_w[t].to(f32))
