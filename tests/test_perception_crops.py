@@ -205,3 +205,35 @@ def test_floor_box_side_widens_small_boxes_to_the_hands_metric_size():
     few = np.zeros_like(mask)
     few[40:44, 50:54] = True  # 16 pixels < min_pixels
     assert floor_box_side(box, few, depth, 600.0, 0.114) == box
+
+
+def test_wrist_cut_ends_a_mask_running_into_the_forearm():
+    """A hand along +u with its wrist at u = 100 (knuckle at u = 60: axis 40 px): the pixels past
+    u = 100 - 0.05 * 40 = 98 become background when many lie past the gate, u > 106."""
+    from honnotate.perception.crops import wrist_cut
+
+    labels = np.zeros((60, 200), np.uint8)
+    labels[20:40, 40:100] = 2  # the hand
+    labels[5:10, 10:30] = 1  # an object, never touched
+    kp = np.zeros((21, 3), np.float32)
+    kp[:, 2] = 0.5
+    kp[0, :2], kp[4, :2] = (100, 30), (60, 30)
+    # a hand mask that ends at the wrist is left whole (the same array back)
+    assert wrist_cut(labels, kp) is labels
+    arm = labels.copy()
+    arm[22:38, 100:180] = 2  # the forearm taken for hand
+    cut = wrist_cut(arm, kp)
+    u = np.nonzero(cut == 2)[1]
+    assert u.max() == 98 and u.min() == 40
+    np.testing.assert_array_equal(cut[:20], arm[:20])  # object and background unchanged
+    assert np.count_nonzero(cut == 2) == 20 * 59
+    # no cut without a direction: low confidence, or a hand seen along its axis
+    low = kp.copy()
+    low[4, 2] = 0.05
+    assert wrist_cut(arm, low) is arm
+    short = kp.copy()
+    short[4, :2] = (95, 30)
+    assert wrist_cut(arm, short) is arm
+    # without the gate even the whole hand's wrist end goes: offset 0.5 axis lengths toward the elbow
+    u = np.nonzero(wrist_cut(labels, kp, offset=-0.5, gate=None) == 2)[1]
+    assert u.max() == 80

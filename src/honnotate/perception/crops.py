@@ -26,6 +26,7 @@ __all__ = [
     "decode_heatmaps",
     "fuse_heatmaps",
     "depth_channels",
+    "wrist_cut",
     "DEPTH_UNIT",
     "DEPTH_CLIP",
 ]
@@ -146,6 +147,49 @@ def floor_box_side(box: tuple[float, float, float], hand_mask: np.ndarray, depth
     if d.size < min_pixels:
         return box
     return cu, cv, max(float(side), float(fx) * min_side_m / float(np.median(d)))
+
+
+def wrist_cut(labels: np.ndarray, keypoints: np.ndarray, *, offset: float = -0.05, gate: float | None = 0.15,
+              gate_fraction: float = 0.03, min_length: float = 15.0, min_confidence: float = 0.1,
+              hand: int = 2) -> np.ndarray:
+    """The hand mask ended at the wrist: hand pixels past the wrist relabelled background.
+
+    A segmentation network sees skin running on from the hand into the forearm; the annotation's
+    hand (MANO) ends at the wrist. With the 2D wrist ``w`` and middle-finger knuckle ``m``
+    (keypoints 0 and 4, MANO order), a hand pixel ``p`` is kept when
+    ``(p - w) . (w - m) / |w - m|^2 <= offset``: the cut is the line through the wrist
+    perpendicular to the hand's axis, moved ``offset`` hand-axis lengths (wrist to knuckle)
+    toward the fingers (negative) or the elbow (positive). Only when the mask runs on past
+    the wrist (a forearm taken for hand): at least ``gate_fraction`` of the hand pixels (and 30)
+    lie more than ``gate`` hand-axis lengths past it; a hand mask that ends at the wrist is
+    left whole (cutting it anyway costs its wrist end: hand IoU 0.87 to 0.83 on captures
+    without a forearm).
+
+    Args:
+        labels: (H, W) integer labels. keypoints: (21, 3) u, v pixels and confidence.
+        offset: see above. gate, gate_fraction: see above (gate None: always cut). min_length: no cut when ``|w - m|`` is shorter (pixels: a hand seen
+            along its axis gives no direction). min_confidence: no cut unless both keypoints
+            are at least this confident. hand: the hand label.
+
+    Returns:
+        (H, W) labels of the input's dtype (a copy; the input when nothing is cut).
+    """
+    kp = np.asarray(keypoints, dtype=np.float64)
+    w, m = kp[0, :2], kp[4, :2]
+    axis = w - m
+    length = float(np.hypot(*axis))
+    if length < min_length or min(kp[0, 2], kp[4, 2]) < min_confidence or not np.all(np.isfinite(axis)):
+        return labels
+    v, u = np.nonzero(np.asarray(labels) == hand)
+    s = ((u - w[0]) * axis[0] + (v - w[1]) * axis[1]) / length ** 2
+    if gate is not None and np.count_nonzero(s > gate) < max(30, gate_fraction * len(s)):
+        return labels
+    past = s > offset
+    if not past.any():
+        return labels
+    out = np.array(labels, copy=True)
+    out[v[past], u[past]] = 0
+    return out
 
 
 def crop_transform(centre_u: float, centre_v: float, side: float, size: int, *,
