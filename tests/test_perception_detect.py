@@ -191,6 +191,9 @@ def test_detect_command(capture, weights, tmp_path):
     r = runner.invoke(app, ["detect", str(seq_dir), "--weights", str(weights), "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert "wrote 4 cue files" in r.output
+    r = runner.invoke(app, ["detect", str(seq_dir), "--weights", str(weights), "--device", "cpu", "--overwrite",
+                            "--no-cut-wrist", "--no-tta"])
+    assert r.exit_code == 0 and "wrote 4 cue files" in r.output, r.output
     r = runner.invoke(app, ["detect", str(seq_dir), "--weights", str(tmp_path / "none")])
     assert r.exit_code == 2 and "honnotate train seg" in r.output
     r = runner.invoke(app, ["detect", str(seq_dir), "--weights", str(weights), "--cameras", "7"])
@@ -530,3 +533,21 @@ def test_detect_command_fuses_views(capture, capture3, weights, tmp_path):
                             "--no-fuse-views"])
     assert r.exit_code == 0 and "fused" not in r.output and not (seq3 / FUSED_RAW_DIR).exists()
     assert detect_sequence(_fresh_copy(capture, tmp_path / "one"), weights, device="cpu").fused is None
+
+
+def test_wrist_cut_only_removes_hand_pixels_and_keeps_the_keypoints(tmp_path):
+    """Detector(cut_wrist=True) against False on a generated frame with a forearm: the same
+    keypoints, the cut hand mask inside the uncut one, nothing else changed."""
+    from honnotate.synth.generator import SynthConfig, generate_sequence
+
+    out = tmp_path / "seq"
+    generate_sequence(out, SynthConfig(frames=1, cameras=1, object="mug", seed=1007, grasp="random"),
+                      contact_sheet=False)
+    seq = open_sequence(out)
+    rgb = seq.rgb("0", seq.frame_ids[0])
+    cut = Detector(None, "cpu", tta=((1.0, 0.0),))(rgb)
+    whole = Detector(None, "cpu", tta=((1.0, 0.0),), cut_wrist=False)(rgb)
+    np.testing.assert_array_equal(cut.keypoints, whole.keypoints)
+    changed = cut.labels != whole.labels
+    assert changed.sum() > 200  # this frame's mask runs on into the forearm
+    assert (whole.labels[changed] == 2).all() and (cut.labels[changed] == 0).all()

@@ -19,6 +19,9 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda:0, ..."),
         tta: bool = typer.Option(True, "--tta/--no-tta", help="Average the keypoint heatmaps of three crop "
                                  "rotations (more accurate, three keypoint network passes)."),
+        cut_wrist: bool = typer.Option(True, "--cut-wrist/--no-cut-wrist", help="End a hand mask that runs on past "
+                                       "the detected wrist into the forearm (the annotation's hand ends at the "
+                                       "wrist)."),
         fuse_views: bool | None = typer.Option(None, "--fuse-views/--no-fuse-views", help="Then make each frame's "
                                                "keypoints agree across the cameras: views that disagree with the "
                                                "point most views agree on get its reprojection; per-view detections "
@@ -35,7 +38,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             seq = open_sequence(sequence)
-            detector = Detector(weights, device, tta=TTA_DEFAULT if tta else ((1.0, 0.0),))
+            detector = Detector(weights, device, tta=TTA_DEFAULT if tta else ((1.0, 0.0),), cut_wrist=cut_wrist)
         except (FileNotFoundError, WeightsError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
