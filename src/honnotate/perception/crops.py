@@ -167,18 +167,22 @@ def wrist_cut(labels: np.ndarray, keypoints: np.ndarray, *, offset: float = -0.0
 
     Args:
         labels: (H, W) integer labels. keypoints: (21, 3) u, v pixels and confidence.
-        offset: see above. gate, gate_fraction: see above (gate None: always cut). min_length: no cut when ``|w - m|`` is shorter (pixels: a hand seen
-            along its axis gives no direction). min_confidence: no cut unless both keypoints
+        offset: see above. gate, gate_fraction: see above (gate None: always cut).
+        min_length: no cut when ``|w - m|`` is shorter (pixels: a hand seen along its axis gives
+            no direction). min_confidence: no cut unless both keypoints
             are at least this confident. hand: the hand label.
 
     Returns:
         (H, W) labels of the input's dtype (a copy; the input when nothing is cut).
     """
+    from honnotate.models.joints import FINGER_JOINTS
+
     kp = np.asarray(keypoints, dtype=np.float64)
-    w, m = kp[0, :2], kp[4, :2]
+    knuckle = FINGER_JOINTS["middle"][0]
+    w, m = kp[0, :2], kp[knuckle, :2]
     axis = w - m
     length = float(np.hypot(*axis))
-    if length < min_length or min(kp[0, 2], kp[4, 2]) < min_confidence or not np.all(np.isfinite(axis)):
+    if length < min_length or min(kp[0, 2], kp[knuckle, 2]) < min_confidence or not np.all(np.isfinite(axis)):
         return labels
     v, u = np.nonzero(np.asarray(labels) == hand)
     s = ((u - w[0]) * axis[0] + (v - w[1]) * axis[1]) / length ** 2

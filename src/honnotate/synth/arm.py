@@ -17,16 +17,22 @@ Units: metres; frames: whatever frame the inputs are in (the generator's world f
 
 from __future__ import annotations
 
+import colorsys
 from dataclasses import dataclass
 
 import numpy as np
+import roma
+import torch
+
+from honnotate.models.joints import FINGER_JOINTS
 
 __all__ = ["ARM_LABEL", "ForearmSpec", "wrist_ring", "forearm_mesh", "draw_forearm"]
 
 #: Render label of the forearm (written as background in the segmentation).
 ARM_LABEL = 4
 #: Keypoints (MANO order) that fix the hand's frame: wrist, index, middle and pinky MCP.
-_WRIST, _INDEX_MCP, _MIDDLE_MCP, _PINKY_MCP = 0, 1, 4, 7
+_WRIST = 0
+_INDEX_MCP, _MIDDLE_MCP, _PINKY_MCP = (FINGER_JOINTS[f][0] for f in ("index", "middle", "pinky"))
 _SEGMENTS = 20  # vertices around the tube
 
 
@@ -70,9 +76,9 @@ def _hand_frame(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _rotate(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
-    """Rodrigues rotation of v (N, 3) about unit axes (N, 3) by one angle."""
-    c, s = np.cos(angle), np.sin(angle)
-    return v * c + np.cross(axis, v) * s + axis * (axis * v).sum(-1, keepdims=True) * (1 - c)
+    """v (N, 3) rotated about unit axes (N, 3) by one angle (radians)."""
+    R = roma.rotvec_to_rotmat(torch.as_tensor(axis * angle)).numpy()
+    return np.einsum("nij,nj->ni", R, v)
 
 
 def forearm_mesh(hand_vertices: np.ndarray, joints: np.ndarray, ring: np.ndarray, spec: ForearmSpec,
@@ -170,9 +176,11 @@ def draw_forearm(rng: np.random.Generator, hand_vertices: np.ndarray, joints: np
             bend=(float(rng.uniform(-0.45, 0.45)), float(rng.uniform(-0.3, 0.3))),
             swell=(float(rng.uniform(1.1, 1.3)), float(rng.uniform(1.3, 1.7))),
             sleeve_from=float(rng.uniform(0.03, 0.15)) if sleeve else None,
-            sleeve_colour=tuple(float(x) for x in _hsv_to_rgb(hue, rng.uniform(0.0, 0.8), rng.uniform(0.1, 0.9))),
+            sleeve_colour=tuple(float(x) for x in colorsys.hsv_to_rgb(hue, rng.uniform(0.0, 0.8), rng.uniform(0.1, 0.9))),
             skin_gain=float(rng.uniform(0.9, 1.02)),
         )
+        if inside_object is None and table_y is None:  # nothing to stay out of: the first draw
+            return spec
         verts, _, _ = forearm_mesh(hand_vertices, joints, ring, spec, np.full(3, 0.5))
         pts = verts[:, ::3]  # (N, M, 3) a subset of the tube's vertices
         cost = 0.0
@@ -185,10 +193,3 @@ def draw_forearm(rng: np.random.Generator, hand_vertices: np.ndarray, joints: np
         if cost == 0.0:
             break
     return best
-
-
-def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
-    i = int(h * 6) % 6
-    f = h * 6 - int(h * 6)
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    return np.array([(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i])
