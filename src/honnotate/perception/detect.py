@@ -87,8 +87,10 @@ class Detector:
             views with at most 10 visible joints 0.812 against 0.844.
         cut_wrist: end the hand mask at the detected wrist when it runs on into the forearm
             (:func:`~honnotate.perception.crops.wrist_cut`; the keypoints are those of the uncut
-            mask). On the perception benchmark's scenes with a forearm hand IoU 0.753 against
-            0.797 without and with it (segmentation of 2026-12-04), on those without one unchanged.
+            mask). Shipped weights, ``benchmarks/perception.py`` row "without the wrist cut": on
+            its scenes with a forearm hand IoU 0.753 against 0.802 without and with it
+            (``--seed-base 2000``: 0.735 against 0.762); without a forearm (``--no-forearm``)
+            0.870 either way, 0.848 against 0.841 on the seeds-2000 scenes.
 
     Raises:
         WeightsError: a weights file is missing, corrupt or mismatched (the message names it).
