@@ -551,3 +551,35 @@ def test_wrist_cut_only_removes_hand_pixels_and_keeps_the_keypoints(tmp_path):
     changed = cut.labels != whole.labels
     assert changed.sum() > 200  # this frame's mask runs on into the forearm
     assert (whole.labels[changed] == 2).all() and (cut.labels[changed] == 0).all()
+
+
+def test_forearm_class_ends_hand_and_forearm_together_at_the_wrist(tmp_path):
+    """With a forearm class the detector cuts hand and forearm as one at the wrist: forearm
+    pixels before the wrist become hand, those past it background; no cut (no confident wrist):
+    the forearm is background. Cue labels stay in {0, 1, 2}."""
+    d = tmp_path / "w4"
+    d.mkdir()
+    arch = {**default_arch("segmentation"), **TINY_SEG, "num_classes": 4}
+    save_weights(d / "segmentation.pt", "segmentation", build_network("segmentation", arch), arch,
+                 {"width": 64, "height": 48})
+    det = Detector(d, "cpu", keypoints=False)
+    assert det.forearm_class and not Detector(None, "cpu", keypoints=False).forearm_class
+    classes = np.zeros((48, 64), np.uint8)
+    classes[5:12, 5:15] = 1
+    classes[10:30, 20:36] = 2
+    classes[15:25, 36:64] = 3
+    kp = np.zeros((21, 3), np.float32)
+    kp[:, :2] = (28.0, 20.0)
+    kp[0] = (40.0, 20.0, 0.9)  # wrist
+    kp[4] = (25.0, 20.0, 0.9)  # middle knuckle (MANO order): the hand axis points to -u, 15 px long
+    det.segment_classes = lambda rgb: classes
+    det.keypoints = lambda rgb, labels, depth=None, fx=None: (kp, (28.0, 20.0, 30.0))
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    out = det(rgb).labels
+    assert set(np.unique(out)) == {0, 1, 2}
+    expect = np.where(classes == 3, 2, classes)
+    expect[:, 40:][expect[:, 40:] == 2] = 0  # past the cut, 0.05 hand-axis lengths before the wrist
+    np.testing.assert_array_equal(out, expect)
+    np.testing.assert_array_equal(det.segment(rgb), np.where(classes == 3, 0, classes))
+    kp[0, 2] = 0.0  # no confident wrist: no cut, the forearm is background
+    np.testing.assert_array_equal(det(rgb).labels, np.where(classes == 3, 0, classes))

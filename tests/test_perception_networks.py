@@ -303,6 +303,27 @@ def test_grown_keypoint_network_computes_what_the_smaller_one_did():
         build_network("keypoints", {**TINY_KP, "blocks": -1})
 
 
+def test_forearm_class_grows_without_changing_any_label():
+    """A segmentation network grown to the forearm class keeps the three logits and every
+    pixel's arg-max; other changes are refused; 5 classes do not build."""
+    torch.manual_seed(0)
+    small = build_network("segmentation", TINY_SEG).eval()
+    torch.nn.init.normal_(small.head.bias, 0.0, 1.0)
+    big = build_network("segmentation", {**TINY_SEG, "num_classes": 4}).eval()
+    big.load_state_dict(grow_state_dict("segmentation", small.state_dict(), TINY_SEG, {**TINY_SEG, "num_classes": 4}))
+    x = torch.rand(2, 3, 32, 48)
+    with torch.no_grad():
+        a, b = small(x), big(x)
+    assert b.shape == (2, 4, 32, 48)
+    torch.testing.assert_close(b[:, :3], a)
+    assert torch.equal(b.argmax(1), a.argmax(1)) and (b[:, 3] < b[:, 0]).all()
+    assert full_arch("segmentation", TINY_SEG)["num_classes"] == 3
+    with pytest.raises(ValueError, match="only the forearm class"):
+        grow_state_dict("segmentation", small.state_dict(), TINY_SEG, {**TINY_SEG, "base": 8})
+    with pytest.raises(ValueError, match="num_classes must be 3"):
+        build_network("segmentation", {**TINY_SEG, "num_classes": 5})
+
+
 def test_context_branch_grows_as_the_identity_and_learns():
     """A stride-16 context branch added to a network without one changes nothing at first, then
     trains; a branch cannot be regrown into another one."""

@@ -9,7 +9,12 @@ import torch
 
 from honnotate.models.hand import HandModel
 from honnotate.models.open_hand import load_open_hand
-from honnotate.perception.data import AugmentConfig, CompositeConfig, SyntheticComposites
+from honnotate.perception.data import (
+    AugmentConfig,
+    CompositeConfig,
+    SequenceFrames,
+    SyntheticComposites,
+)
 from honnotate.synth.arm import ForearmSpec, draw_forearm, forearm_mesh, wrist_ring
 from honnotate.synth.generator import SynthConfig, generate_sequence
 from honnotate.synth.noise import DepthNoiseConfig
@@ -114,7 +119,29 @@ def test_captures_with_and_without_the_forearm(tmp_path):
         # the arm is nearer than what it hides, and the masks lose only what it hides
         assert (db[arm & (da > 0)] <= da[arm & (da > 0)]).all()
         assert ((sa != sb) <= (sb == 0)).all()
+        # the forearm mask: background in the segmentation, and the surface the arm brought
+        fm = cv2.imread(str(b / "ground_truth" / "forearm" / cam / "0000.png"), cv2.IMREAD_UNCHANGED)
+        assert set(np.unique(fm)) <= {0, 1} and (sb[fm > 0] == 0).all()
+        np.testing.assert_array_equal(arm & (da > 0), (fm > 0) & (db != da) & (da > 0))
+        assert (fm > 0).sum() >= arm.sum()
     assert arm_pixels > 50
+    assert not (a / "ground_truth" / "forearm").exists()
+    # segmentation samples with a forearm class: the mask's pixels labelled 3, the rest unchanged
+    plain = SequenceFrames([b], augment=AugmentConfig(enabled=False), width=160, height=120)
+    four = SequenceFrames([b], augment=AugmentConfig(enabled=False), width=160, height=120, forearm_class=True)
+    for i in range(2):
+        x, y = plain[i]["labels"], four[i]["labels"]
+        fm = cv2.imread(str(b / "ground_truth" / "forearm" / str(i) / "0000.png"), cv2.IMREAD_UNCHANGED) > 0
+        np.testing.assert_array_equal(y.numpy() == 3, fm)
+        np.testing.assert_array_equal(x[~torch.from_numpy(fm)], y[~torch.from_numpy(fm)])
+    with pytest.raises(ValueError, match="segmentation networks only"):
+        SequenceFrames([b], "keypoints", forearm_class=True)
+    import shutil
+
+    shutil.rmtree(b / "ground_truth" / "forearm")
+    with pytest.raises(FileNotFoundError, match="without ground_truth/forearm/ masks"):
+        SequenceFrames([b], forearm_class=True)
+    SequenceFrames([a], forearm_class=True)  # drawn without a forearm: nothing to miss
 
 
 def test_composites_forearm_has_its_own_stream():
@@ -126,6 +153,7 @@ def test_composites_forearm_has_its_own_stream():
                           augment=AugmentConfig(enabled=False), table_prob=0.0, arm_prob=0.0)
     plain = SyntheticComposites(cfg)
     armed = SyntheticComposites(dataclasses.replace(cfg, arm_prob=1.0))
+    four = SyntheticComposites(dataclasses.replace(cfg, arm_prob=1.0), forearm_class=True)
     drawn = 0
     for index in range(3):
         x, y = plain.composite(index, jitter=False), armed.composite(index, jitter=False)
@@ -136,6 +164,10 @@ def test_composites_forearm_has_its_own_stream():
         diff = np.abs(x["image"] - y["image"]).sum(-1) > 1e-6
         assert not diff[(x["labels"] > 0) & ~changed].any()  # nothing in front of what stays seen
         drawn += int((diff & (y["labels"] == 0)).sum())
+        # with a forearm class the arm's pixels are labelled 3, all else as before
+        z = four.composite(index, jitter=False)["labels"]
+        np.testing.assert_array_equal(z == 3, diff & (y["labels"] == 0))
+        np.testing.assert_array_equal(np.where(z == 3, 0, z), y["labels"])
     assert drawn > 100
     with pytest.raises(ValueError, match="arm_prob"):
         CompositeConfig(arm_prob=-0.1)

@@ -60,7 +60,8 @@ def register(app: typer.Typer) -> None:
                                  "init network's architecture (e.g. blocks=6: keypoint backbone residual blocks; "
                                  "context=2: a stride-16 context branch; context_attention=2: global self-attention "
                                  "layers in that branch; depth=1: RGB-D keypoint crops, the capture's depth as two more "
-                                 "input channels; the init network is grown to them)."),
+                                 "input channels; segmentation num_classes=4: a forearm class, which the detector ends at the wrist "
+                                 "with the hand; the init network is grown to them)."),
         write_bank: int = typer.Option(0, "--write-bank", help="Keypoints: instead of training, write this many samples "
                                        "of the data (composites and --data frames, crops augmented, before colour jitter) "
                                        "to --out as a sample bank (an interrupted bank is finished by the same command)."),

@@ -19,7 +19,8 @@ no state between items (safe with DataLoader workers and exact on resume).
 Samples (dicts of tensors):
 
 * task "segmentation": ``image`` (3, H, W) float32 RGB in [0, 1]; ``labels`` (H, W) int64 in
-  {0 background, 1 object, 2 hand}.
+  {0 background, 1 object, 2 hand}, and 3 forearm with ``forearm_class=True`` (segmentation
+  networks with ``num_classes=4``; else the forearm is background).
 * task "keypoints": ``image`` (3, S, S) float32 hand crop; ``heatmaps`` (21, S/4, S/4) float32
   targets (peak 1 visible, ``occluded_amplitude`` occluded); ``weights`` (21,) float32 (1 for
   joints inside the crop); ``keypoints`` (21, 3) float32 crop pixels u, v and visibility;
@@ -467,11 +468,14 @@ class SyntheticComposites(Dataset):
         depth: keypoint samples with the depth channels (RGB-D keypoint networks).
         crop_colour: keypoint samples get their colour jitter (False: the crops before it, with
             ``affine`` replaced by ``pixel_scale``, for :func:`honnotate.perception.bank.write_bank`).
+        forearm_class: the forearm's pixels are labelled 3 (segmentation networks with a forearm
+            class) instead of background.
     """
 
     def __init__(self, config: CompositeConfig = CompositeConfig(), task: str = "segmentation", length: int = 100_000,
-                 *, depth: bool = False, crop_colour: bool = True) -> None:
+                 *, depth: bool = False, crop_colour: bool = True, forearm_class: bool = False) -> None:
         _check_task(task)
+        self.forearm_class = bool(forearm_class)
         if depth and task != "keypoints":
             raise ValueError("depth channels are an input of keypoint networks only")
         self.config = config
@@ -663,6 +667,11 @@ class SyntheticComposites(Dataset):
         uvw = hj_c @ np.array([[f, 0, cx], [0, f, cy], [0, 0, 1.0]]).T
         uv = uvw[:, :2] / uvw[:, 2:]
         vis = _visible(uv, hj_c[:, 2], labels, depth) if with_hand else np.zeros(21, bool)
+        if self.forearm_class:
+            from honnotate.perception.networks import FOREARM_CLASS
+            from honnotate.synth.arm import ARM_LABEL
+
+            labels = np.where(rendered == ARM_LABEL, FOREARM_CLASS, labels).astype(np.uint8)
         A = np.array([[1.0, 0, 0], [0, 1.0, 0]])
         if cfg.augment.enabled:
             A = augment_affine(rng, cfg.width, cfg.height, cfg.augment)
@@ -776,7 +785,8 @@ def _visible(uv: np.ndarray, z: np.ndarray, labels: np.ndarray, depth: np.ndarra
 class SequenceFrames(Dataset):
     """Frames x cameras of capture folders as training samples.
 
-    Labels: ``ground_truth/segmentation/<cam>/<frame>.png`` when present (generated sequences),
+    Labels: ``ground_truth/segmentation/<cam>/<frame>.png`` when present (generated sequences;
+    with ``forearm_class`` the pixels of ``ground_truth/forearm/<cam>/<frame>.png`` labelled 3),
     else ``segmentation/<cam>/<frame>.png``; keypoints: ``ground_truth/sequence_gt.npz``
     (u, v, visibility) when present, else ``keypoints2d/`` cues (confidence > 0 = visible).
     Frames without labels are skipped; a folder without any raises FileNotFoundError.
@@ -793,14 +803,21 @@ class SequenceFrames(Dataset):
         augment: augmentation (``enabled=False``: resize only). crop: keypoint crops.
         seed: augmentation seed. depth: keypoint samples with the depth channels (the
             captures' ``depth/`` maps). crop_colour: as for :class:`SyntheticComposites`.
+        forearm_class: segmentation labels with the forearm as class 3. A generated capture drawn
+            with a forearm (its ``synth_config.json``) must then have the forearm masks
+            (``honnotate synth`` writes them since 2026-12-05; FileNotFoundError naming the
+            capture otherwise).
     """
 
     def __init__(self, paths: list[str | Path], task: str = "segmentation", *, width: int = 320, height: int = 240,
                  augment: AugmentConfig = AugmentConfig(), crop: CropConfig = CropConfig(), seed: int = 0,
-                 depth: bool = False, crop_colour: bool = True) -> None:
+                 depth: bool = False, crop_colour: bool = True, forearm_class: bool = False) -> None:
         from honnotate.io.sequence import open_sequence
 
         _check_task(task)
+        if forearm_class and task != "segmentation":
+            raise ValueError("the forearm class is an output of segmentation networks only")
+        self.forearm_class = bool(forearm_class)
         if depth and task != "keypoints":
             raise ValueError("depth channels are an input of keypoint networks only")
         self.depth = bool(depth)
@@ -815,6 +832,8 @@ class SequenceFrames(Dataset):
             if gt_npz.is_file():
                 with np.load(gt_npz) as z:
                     self._gt_kp[str(seq.root)] = z["keypoints2d"].astype(np.float32)
+            if forearm_class:
+                _check_forearm_masks(seq)
             n_before = len(self.items)
             for c, cam in enumerate(seq.camera_ids):
                 for t, frame in enumerate(seq.frame_ids):
@@ -842,6 +861,8 @@ class SequenceFrames(Dataset):
         seq, cam, frame, t, c = self.items[index]
         image = seq.rgb(cam, frame).astype(np.float32) / 255.0
         labels = read_segmentation(self._label_path(seq, cam, frame))
+        if self.forearm_class:
+            labels = _with_forearm(labels, seq.root / "ground_truth" / "forearm" / cam / f"{frame}.png")
         kp = None
         gt = self._gt_kp.get(str(seq.root))
         if gt is not None:
@@ -891,6 +912,35 @@ class SequenceFrames(Dataset):
         if self.augment.enabled:
             img = color_jitter(img, rng, self.augment)
         return to_sample(self.task, img, lab, kp, self.crop, rng if self.augment.enabled else None)
+
+
+def _check_forearm_masks(seq) -> None:
+    """FileNotFoundError when a generated capture drawn with a forearm lacks its forearm masks."""
+    import json
+
+    cfg_path = seq.root / "synth_config.json"
+    if not cfg_path.is_file() or not (seq.root / "ground_truth" / "segmentation").is_dir():
+        return
+    try:
+        drawn = json.loads(cfg_path.read_text()).get("forearm", False)
+    except (OSError, ValueError, AttributeError):
+        return
+    if drawn and not (seq.root / "ground_truth" / "forearm").is_dir():
+        raise FileNotFoundError(f"{seq.root}: drawn with a forearm but without ground_truth/forearm/ masks (written by "
+                                "honnotate synth since 2026-12-05): generate the capture again to train a forearm class")
+
+
+def _with_forearm(labels: np.ndarray, path: Path) -> np.ndarray:
+    """``labels`` with the background pixels of the forearm mask at ``path`` (when it exists) labelled 3."""
+    if not path.is_file():
+        return labels
+    from honnotate.io.images import read_label_png
+    from honnotate.perception.networks import FOREARM_CLASS
+
+    mask = read_label_png(path)
+    if mask.shape != labels.shape:
+        raise ValueError(f"{path}: forearm mask {mask.shape} does not match the segmentation {labels.shape}")
+    return np.where((mask > 0) & (labels == 0), FOREARM_CLASS, labels).astype(np.uint8)
 
 
 def expand_capture_dirs(paths: list[str | Path]) -> list[Path]:

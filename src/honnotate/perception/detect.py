@@ -39,7 +39,7 @@ from honnotate.perception.crops import (
     wrist_cut,
 )
 from honnotate.perception.multiview import FuseSummary, fuse_sequence_keypoints
-from honnotate.perception.networks import full_arch
+from honnotate.perception.networks import FOREARM_CLASS, NUM_CLASSES, full_arch
 from honnotate.perception.weights import load_weights
 
 __all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "TTA_DEFAULT", "MIN_BOX_M"]
@@ -112,6 +112,8 @@ class Detector:
         self.device = resolve_device(device)
         self.seg, self.seg_info = load_weights("segmentation", weights_dir, device=self.device)
         self.seg_size = (int(self.seg_info["input"]["width"]), int(self.seg_info["input"]["height"]))
+        #: the segmentation network has a forearm class (architecture ``num_classes=4``)
+        self.forearm_class = full_arch("segmentation", self.seg_info.get("arch"))["num_classes"] > NUM_CLASSES
         self.kp, self.kp_info, self.crop_size, self.margin = None, {}, 0, 0.0
         if keypoints:  # False: segmentation only (keypoints() then finds no hand)
             self.kp, self.kp_info = load_weights("keypoints", weights_dir, device=self.device)
@@ -120,9 +122,16 @@ class Detector:
         #: the keypoint network takes RGB-D crops (``keypoints()`` then needs the depth map)
         self.needs_depth = bool(self.kp is not None and full_arch("keypoints", self.kp_info.get("arch"))["depth"])
 
-    @torch.no_grad()
     def segment(self, rgb: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 RGB -> (H, W) uint8 labels {0 background, 1 object, 2 hand}."""
+        """(H, W, 3) uint8 RGB -> (H, W) uint8 labels {0 background, 1 object, 2 hand} (the
+        network's own hand mask: no wrist cut; a forearm class is background)."""
+        labels = self.segment_classes(rgb)
+        return np.where(labels == FOREARM_CLASS, 0, labels).astype(np.uint8) if self.forearm_class else labels
+
+    @torch.no_grad()
+    def segment_classes(self, rgb: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 RGB -> (H, W) uint8 labels of the network's classes: {0 background,
+        1 object, 2 hand}, and 3 forearm when it has that class (:attr:`forearm_class`)."""
         rgb = _check_rgb(rgb)
         H, W = rgb.shape[:2]
         x = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float() / 255.0
@@ -199,10 +208,16 @@ class Detector:
     def __call__(self, rgb: np.ndarray, depth: np.ndarray | None = None, fx: float | None = None) -> Detection:
         """Segmentation and keypoints of one (H, W, 3) uint8 RGB image (see :class:`Detection`);
         ``depth`` (H, W) metres and ``fx`` the focal length in pixels (see :meth:`keypoints`)."""
-        labels = self.segment(rgb)
+        classes = self.segment_classes(rgb)
+        labels = np.where(classes == FOREARM_CLASS, 0, classes).astype(np.uint8) if self.forearm_class else classes
         kp, box = self.keypoints(rgb, labels, depth, fx)
         if self.cut_wrist and box is not None:
-            labels = wrist_cut(labels, kp)
+            if self.forearm_class:  # hand and forearm as one, ended at the wrist
+                skin = np.where(classes == FOREARM_CLASS, 2, classes).astype(np.uint8)
+                cut = wrist_cut(skin, kp)
+                labels = labels if cut is skin else cut
+            else:
+                labels = wrist_cut(labels, kp)
         return Detection(labels=labels, keypoints=kp, box=box)
 
 

@@ -1,7 +1,9 @@
 """The two perception networks, in plain PyTorch (no torchvision).
 
 * :class:`SegmentationNet`: a compact U-Net (GroupNorm, so batch size and train/eval modes do
-  not change its output statistics) giving per-pixel logits for background / object / hand.
+  not change its output statistics) giving per-pixel logits for background / object / hand,
+  and with ``num_classes=4`` forearm (:data:`FOREARM_CLASS`; the cue files have no such label:
+  the detector ends hand and forearm together at the wrist).
 * :class:`KeypointNet`: a convolutional pose machine on a square hand crop: a stride-4
   residual backbone (optionally with a stride-16 context branch, optionally with global self-attention
   layers there), then ``stages`` stages that each refine 21 heatmaps from the backbone
@@ -31,6 +33,7 @@ __all__ = [
     "grow_state_dict",
     "TASKS",
     "NUM_CLASSES",
+    "FOREARM_CLASS",
     "NUM_JOINTS",
     "DEPTH_CHANNELS",
 ]
@@ -38,6 +41,8 @@ __all__ = [
 #: Task names; a weights file holds one network for one task.
 TASKS = ("segmentation", "keypoints")
 NUM_CLASSES = 3
+#: The forearm's label in the output of a segmentation network with ``num_classes=4``.
+FOREARM_CLASS = 3
 NUM_JOINTS = 21
 #: Extra input channels of an RGB-D keypoint network (``depth=1``): relative depth, validity.
 DEPTH_CHANNELS = 2
@@ -98,7 +103,7 @@ class SegmentationNet(nn.Module):
         base: channels of the first level; max_channels: cap of the channels per level.
         levels: number of downsamplings after the stem (input sides must be multiples of
             ``stem_stride * 2**levels``).
-        num_classes: output classes (3: background, object, hand).
+        num_classes: output classes (3: background, object, hand; 4: and forearm).
         stem_stride: 1 (U-Net at full resolution) or 2. refine_channels: width of the
             full-resolution branch (stem_stride 2 only).
     """
@@ -106,6 +111,8 @@ class SegmentationNet(nn.Module):
     def __init__(self, base: int = 16, levels: int = 4, max_channels: int = 96,
                  num_classes: int = NUM_CLASSES, stem_stride: int = 1, refine_channels: int = 8) -> None:
         super().__init__()
+        if num_classes not in (NUM_CLASSES, NUM_CLASSES + 1):
+            raise ValueError(f"num_classes must be 3 (background, object, hand) or 4 (and forearm), got {num_classes}")
         if stem_stride not in (1, 2):
             raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride}")
         self.levels = levels
@@ -292,7 +299,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     # the U-Net at half resolution with a full-resolution refinement branch: 3.6x faster to train
     # on CPU than at full resolution (benchmarks/perception_train.py: 0.57 vs 2.06 s per step of 8
     # images at 320x240, one thread)
-    "segmentation": {"base": 16, "levels": 3, "max_channels": 64, "stem_stride": 2, "refine_channels": 8},
+    "segmentation": {"base": 16, "levels": 3, "max_channels": 64, "stem_stride": 2, "refine_channels": 8,
+                     "num_classes": NUM_CLASSES},
     "keypoints": {"width": 64, "stages": 3, "stage_width": 64, "blocks": 3, "context": 0, "context_width": 128,
                   "context_attention": 0, "depth": 0},
 }
@@ -316,9 +324,11 @@ def grow_state_dict(task: str, state: dict[str, torch.Tensor], arch_from: dict[s
     """The state dict of a ``task`` network of architecture ``arch_to`` that computes what the
     network ``state`` (architecture ``arch_from``) computes.
 
-    Only keypoint networks grow: more backbone ``blocks``, and a ``context`` branch added to a
+    Keypoint networks grow by more backbone ``blocks``, a ``context`` branch added to a
     network without one (any ``context_width``), attention layers added to it, depth input
-    channels added to an RGB network. The extra residual blocks and the branch get
+    channels added to an RGB network; segmentation networks by the forearm class
+    (``num_classes`` 3 to 4: its logit starts as the background's less 4, so every pixel keeps its
+    label until training moves it). The extra residual blocks and the branch get
     freshly initialised convolutions and a zero scale and shift on their last normalisation, so
     each adds nothing to its input (which is >= 0 after a ReLU) until training moves that scale;
     the first convolution's weights on the new depth channels start at zero.
@@ -330,6 +340,15 @@ def grow_state_dict(task: str, state: dict[str, torch.Tensor], arch_from: dict[s
     if a == b:
         return dict(state)
     diff = sorted(k for k in b if a.get(k) != b[k])
+    if task == "segmentation":
+        if diff != ["num_classes"] or (a["num_classes"], b["num_classes"]) != (NUM_CLASSES, NUM_CLASSES + 1):
+            raise ValueError(f"cannot grow a segmentation network {a} into {b} (keys {diff}): only the forearm "
+                             "class can be added (num_classes 3 to 4)")
+        out = dict(state)
+        w, bias = state["head.weight"], state["head.bias"]
+        out["head.weight"] = torch.cat([w, w[:1]], 0)
+        out["head.bias"] = torch.cat([bias, bias[:1] - 4.0], 0)
+        return out
     context_ok = a["context"] == 0 or (a["context"], a["context_width"]) == (b["context"], b["context_width"])
     if (task != "keypoints" or not set(diff) <= {"blocks", "context", "context_width", "context_attention", "depth"}
             or b["blocks"] < a["blocks"] or not context_ok or b["context_attention"] < a["context_attention"]

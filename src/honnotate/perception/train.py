@@ -41,6 +41,7 @@ from honnotate.perception.bank import SampleBank, write_bank
 from honnotate.perception.crops import pixels_to_cells
 from honnotate.perception.data import CompositeConfig, SequenceFrames, SyntheticComposites
 from honnotate.perception.networks import (
+    NUM_CLASSES,
     KeypointNet,
     build_network,
     count_parameters,
@@ -180,7 +181,8 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     """Cross-entropy plus soft Dice on the object and hand classes (small classes count).
 
     Args:
-        logits: (B, 3, H, W) float. labels: (B, H, W) int64 in {0, 1, 2}.
+        logits: (B, C, H, W) float. labels: (B, H, W) int64 in {0, ..., C - 1} (0 background;
+            the Dice term on every other class).
 
     Returns:
         () float loss.
@@ -458,14 +460,15 @@ def _rgbd(cfg: TrainConfig) -> bool:
 def _training_data(cfg: TrainConfig, crop_colour: bool = True) -> Dataset:
     """The composites of ``cfg.synthetic``, mixed with the frames of ``cfg.data`` when given."""
     rgbd = _rgbd(cfg)
-    synthetic = SyntheticComposites(cfg.synthetic, cfg.task, depth=rgbd, crop_colour=crop_colour)
+    forearm = cfg.task == "segmentation" and full_arch(cfg.task, cfg.arch)["num_classes"] > NUM_CLASSES
+    synthetic = SyntheticComposites(cfg.synthetic, cfg.task, depth=rgbd, crop_colour=crop_colour, forearm_class=forearm)
     if cfg.synthetic.objects and cfg.data_fraction < 1.0:
         _ = synthetic.grasp_bank  # made before any worker forks
     real = None
     if cfg.data:
         syn = cfg.synthetic
         real = SequenceFrames(list(cfg.data), cfg.task, width=syn.width, height=syn.height, augment=syn.augment,
-                              crop=syn.crop, seed=cfg.seed, depth=rgbd, crop_colour=crop_colour)
+                              crop=syn.crop, seed=cfg.seed, depth=rgbd, crop_colour=crop_colour, forearm_class=forearm)
     return _Mixture(synthetic, real, cfg.data_fraction if real is not None else 0.0, cfg.seed)
 
 

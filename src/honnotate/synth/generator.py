@@ -122,7 +122,8 @@ class SynthConfig:
     tone all over, the captures of before) or "anatomical" (a lighter palm side and pale nails,
     :mod:`honnotate.synth.appearance`; same random draws before it, then its own); forearm:
     render a forearm behind the wrist, bare or sleeved (:mod:`honnotate.synth.arm`; scenery
-    only, background in the segmentation; its draws come from a stream of their own, so the
+    only, background in the segmentation, its pixels in ``ground_truth/forearm/<cam>/<frame>.png``
+    (1 = forearm) for segmentation networks with a forearm class; its draws come from a stream of their own, so the
     rest of a capture is the same with or without it).
     """
 
@@ -315,12 +316,14 @@ def generate_sequence(out_dir: str | Path, config: SynthConfig = SynthConfig(), 
     """
     from honnotate.io.cues import write_segmentation
     from honnotate.io.ho3d import write_ho3d_annotation
+    from honnotate.io.images import write_label_png
     from honnotate.io.sequence import SequenceWriter
     from honnotate.models.hand import HandModel
     from honnotate.models.joints import ho3d_camera_annotation
     from honnotate.models.object import make_object
     from honnotate.models.open_hand import load_open_hand
     from honnotate.render.renderer import HAND_LABEL, OBJECT_LABEL, Renderer, SceneMesh
+    from honnotate.synth.arm import ARM_LABEL
     from honnotate.synth.grasp import GraspConfig, synthesize_grasp
 
     t_start = time.perf_counter()
@@ -452,6 +455,9 @@ def generate_sequence(out_dir: str | Path, config: SynthConfig = SynthConfig(), 
                 writer.write_frame(t, cam.name, rgb=img8, depth=depth, segmentation=seg_cue, keypoints2d=kp_cue)
                 name = writer.frame_name(t)
                 write_segmentation(gt / "segmentation" / cam.name / f"{name}.png", seg, durable=False)
+                if cfg.forearm:  # where the forearm is seen (background in the segmentation)
+                    write_label_png(gt / "forearm" / cam.name / f"{name}.png", (labels == ARM_LABEL).astype(np.uint8),
+                                    durable=False)
                 ann = ho3d_camera_annotation(cam.world_to_cam().double().numpy(), cam.K.double().numpy(),
                                        go_w[t].numpy(), tr_w[t].numpy(), pose[t].numpy(), betas,
                                        ho.rest_joints[t, 0].numpy(), joints_w[t].numpy(), traj.rotvec[t],
