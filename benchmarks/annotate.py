@@ -54,19 +54,20 @@ MIXED_SOURCES = {
 }
 
 
-def _capture(work: Path, name: str, frames: int, cues: str = "degraded", weights: Path | None = None) -> Path:
+def _capture(work: Path, name: str, frames: int, cues: str = "degraded", weights: Path | None = None,
+             forearm: bool = False) -> Path:
     """The case's generated capture with cues from ``cues``: "degraded" (simulated detector errors,
     the default), "exact" (the generator's ground truth), "detected" (honnotate's networks,
     ``weights`` folder or the shipped weights), or one of :data:`MIXED_SOURCES` (each cue folder
     copied from the exact or the detected capture)."""
     cams, obj, seed, _ = CASES[name]
-    seq = work / (f"{name}_{frames}" if cues == "degraded" else f"{name}_{frames}_{cues}")
+    seq = work / (f"{name}_{frames}{'_arm' if forearm else ''}" + ("" if cues == "degraded" else f"_{cues}"))
     if (seq / "ground_truth" / "sequence_gt.npz").is_file():
         return seq
     if cues in MIXED_SOURCES:
         import shutil
 
-        sources = {src: _capture(work, name, frames, src, weights) for src in ("exact", "detected")}
+        sources = {src: _capture(work, name, frames, src, weights, forearm) for src in ("exact", "detected")}
         tmp = seq.with_name(seq.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(sources["exact"], tmp)
@@ -75,10 +76,10 @@ def _capture(work: Path, name: str, frames: int, cues: str = "degraded", weights
             shutil.copytree(sources[src] / folder, tmp / folder)
         tmp.rename(seq)
         return seq
-    # the figures of sections annotate and annotate_cues were measured on captures without the
-    # forearm that `honnotate synth` draws since 2026-12-04: kept so until they are rerun with it
+    # section annotate's figures are of captures without the forearm that `honnotate synth` draws
+    # since 2026-12-04 (forearm=False); --forearm draws it (same grasp, motion and cameras)
     generate_sequence(seq, SynthConfig(frames=frames, cameras=cams, object=obj, seed=seed,
-                                       degraded_cues=cues != "exact", forearm=False))
+                                       degraded_cues=cues != "exact", forearm=forearm))
     if cues == "detected":
         from honnotate.perception.detect import detect_sequence
 
@@ -86,28 +87,28 @@ def _capture(work: Path, name: str, frames: int, cues: str = "degraded", weights
     return seq
 
 
-def _fused_capture(work: Path, name: str, frames: int, weights: Path | None = None) -> Path:
+def _fused_capture(work: Path, name: str, frames: int, weights: Path | None = None, forearm: bool = False) -> Path:
     """A copy of the case's detected capture with its keypoints fused across views
     (``honnotate detect --fuse-views``)."""
     import shutil
 
     from honnotate.perception.multiview import fuse_sequence_keypoints
 
-    seq = work / f"{name}_{frames}_detected_fused"
+    seq = work / f"{name}_{frames}{'_arm' if forearm else ''}_detected_fused"
     if (seq / "ground_truth" / "sequence_gt.npz").is_file():
         return seq
     tmp = seq.with_name(seq.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(_capture(work, name, frames, "detected", weights), tmp)
+    shutil.copytree(_capture(work, name, frames, "detected", weights, forearm), tmp)
     fuse_sequence_keypoints(tmp)
     tmp.rename(seq)
     return seq
 
 
 def run_case(work: Path, name: str, frames: int, override: dict | None = None, tag: str = "",
-             cues: str = "degraded", weights: Path | None = None, reuse: bool = False) -> dict:
-    seq = _fused_capture(work, name, frames, weights) if cues == "detected_fused" else _capture(
-        work, name, frames, cues, weights)
+             cues: str = "degraded", weights: Path | None = None, reuse: bool = False, forearm: bool = False) -> dict:
+    seq = _fused_capture(work, name, frames, weights, forearm) if cues == "detected_fused" else _capture(
+        work, name, frames, cues, weights, forearm)
     cfg = AnnotateConfig.model_validate(_merge(AnnotateConfig().to_dict(), override or {}))
     out = Path(f"{seq}_out{tag}")
     if reuse and (out / "summary.json").is_file() and (out / "annotate_config.json").is_file():
@@ -157,10 +158,14 @@ def _targets_table(results: dict) -> str:
     return "\n".join(rows)
 
 
-def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path | None, reuse: bool = False) -> None:
+def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path | None, reuse: bool = False,
+                 forearm: bool = False, only: tuple[str, ...] | None = None, note: str = "") -> None:
     """Final accuracy of each case annotated with each cue source (section annotate_cues); with
     ``reuse``, outputs in ``work`` annotated with the same configuration are kept (delete a cue
-    source's capture folder, e.g. ``<case>_<frames>_detected``, to detect and annotate it again)."""
+    source's capture folder, e.g. ``<case>_<frames>_detected``, to detect and annotate it again).
+    ``forearm``: captures drawn with a forearm (folders ``<case>_<frames>_arm...``); ``only``: run
+    just these cue sources and write nothing (e.g. the rows without the networks, before the
+    weights are ready)."""
     rows = ["| capture | cues | hand MPJPE mm (after hand_init) | object ADD mm | object ADD-S mm | frames flagged | "
             "s/frame |", "|---|---|---|---|---|---|---|"]
     for name in cases:
@@ -175,15 +180,22 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
                              "detected, no keypoint consensus"))
             variants.append(("detected_fused", None, "", "detected, fused across views (detect's default)"))
         for cues, override, tag, label in variants:
-            s = run_case(work, name, n, override, tag, cues=cues, weights=weights, reuse=reuse)
+            if only is not None and cues not in only:
+                continue
+            s = run_case(work, name, n, override, tag, cues=cues, weights=weights, reuse=reuse, forearm=forearm)
             acc = s["accuracy"]["final"]
             rows.append(f"| {name} ({CASES[name][0]} cam, {CASES[name][1]}, {n} frames) | {label} | "
                         f"{acc['hand_mpjpe_mm']['mean']:.2f} ({s['accuracy']['hand_init']['hand_mpjpe_mm']['mean']:.1f}) | "
                         f"{acc['object_add_mm']['mean']:.2f} | "
                         f"{acc['object_adds_mm']['mean']:.2f} | {s['flagged_frames']} | {s['seconds_per_frame']:.2f} |")
             print(rows[-1], flush=True)
-    body = (f"Machine: {machine_description()}. The cases of section annotate, annotated end to end (automatic "
-            "initialisation, default schedule) with three cue sources: `degraded` (the generator's simulated "
+    if only is not None:
+        return
+    body = ((f"{note}\n\n" if note else "")
+            + f"Machine: {machine_description()}. The cases of section annotate"
+            + (", drawn with a forearm behind the wrist (`SynthConfig.forearm`, `honnotate synth`'s default; same "
+               "grasps, motion and cameras)" if forearm else "")
+            + ", annotated end to end (automatic initialisation, default schedule) with three cue sources: `degraded` (the generator's simulated "
             "detector errors, as in section annotate), `exact` (the generator's ground-truth masks, and keypoints "
             "of all 21 joints with confidence 1, hidden ones included: more than a detector can see) "
             "and `detected` (honnotate's segmentation and keypoint networks, weights "
@@ -194,7 +206,8 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
             "at detection (what `honnotate detect` writes by default with 3 or more calibrated cameras; the other "
             "detected rows: each view alone, `--no-fuse-views`). Errors against the "
             "generator's ground truth, means over frames. Command: `python benchmarks/annotate.py --compare-cues "
-            f"--cases {','.join(cases)}{f' --frames {frames}' if frames else ''}{' --reuse' if reuse else ''}`.\n\n"
+            f"--cases {','.join(cases)}{f' --frames {frames}' if frames else ''}{' --forearm' if forearm else ''}"
+            f"{' --reuse' if reuse else ''}`.\n\n"
             + "\n".join(rows) + "\n")
     print(body)
     write_section("annotate_cues", body)
@@ -214,11 +227,17 @@ def main() -> None:
                     help="only annotate the cases with degraded, exact and detected cues (section annotate_cues)")
     ap.add_argument("--weights", type=Path, default=None, help="perception weights folder for detected cues "
                     "(default: the shipped weights)")
+    ap.add_argument("--forearm", action="store_true", help="--compare-cues on captures drawn with a forearm "
+                    "(honnotate synth's default; section annotate's captures have none)")
+    ap.add_argument("--only", default=None, help="--compare-cues: only these cue sources (comma-separated, e.g. "
+                    "degraded,exact), printed, nothing written (with --reuse the full run keeps them)")
+    ap.add_argument("--note", default="", help="--compare-cues: text put at the top of the section")
     a = ap.parse_args()
     work = a.work or Path(tempfile.mkdtemp(prefix="honnotate_bench_"))
     work.mkdir(parents=True, exist_ok=True)
     if a.compare_cues:
-        compare_cues(work, a.cases.split(","), a.frames, a.weights, a.reuse)
+        compare_cues(work, a.cases.split(","), a.frames, a.weights, a.reuse, a.forearm,
+                     tuple(a.only.split(",")) if a.only else None, a.note)
         return
     parts = [f"Machine: {machine_description()}. Generated captures (640x480, degraded cues: 2.5 px keypoint noise, "
              "5% outliers, eroded/dilated masks, under-segmented fingertips; structured-light depth noise), automatic "

@@ -21,7 +21,8 @@ def register(app: typer.Typer) -> None:
                                  "rotations (more accurate, three keypoint network passes)."),
         cut_wrist: bool = typer.Option(True, "--cut-wrist/--no-cut-wrist", help="End a hand mask that runs on past "
                                        "the detected wrist into the forearm (the annotation's hand ends at the "
-                                       "wrist)."),
+                                       "wrist; weights with a forearm class: hand and forearm as one, ended "
+                                       "there; without the cut the forearm is background)."),
         fuse_views: bool | None = typer.Option(None, "--fuse-views/--no-fuse-views", help="Then make each frame's "
                                                "keypoints agree across the cameras: views that disagree with the "
                                                "point most views agree on get its reprojection; per-view detections "
