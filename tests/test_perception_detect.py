@@ -535,9 +535,12 @@ def test_detect_command_fuses_views(capture, capture3, weights, tmp_path):
     assert detect_sequence(_fresh_copy(capture, tmp_path / "one"), weights, device="cpu").fused is None
 
 
-def test_wrist_cut_only_removes_hand_pixels_and_keeps_the_keypoints(tmp_path):
-    """Detector(cut_wrist=True) against False on a generated frame with a forearm: the same
-    keypoints, the cut hand mask inside the uncut one, nothing else changed."""
+def test_wrist_cut_ends_the_shipped_hand_mask_at_the_wrist(tmp_path):
+    """The shipped weights (a forearm class) on a generated frame with a forearm: without the cut
+    the hand is the network's hand class; with it (first keypoint pass only) the same keypoints,
+    no hand pixel past the cut line, the changes only between hand and background and the new hand
+    pixels the network's forearm; the second pass (default) detects again in the cut mask's box."""
+    from honnotate.models.joints import FINGER_JOINTS
     from honnotate.synth.generator import SynthConfig, generate_sequence
 
     out = tmp_path / "seq"
@@ -545,12 +548,23 @@ def test_wrist_cut_only_removes_hand_pixels_and_keeps_the_keypoints(tmp_path):
                       contact_sheet=False)
     seq = open_sequence(out)
     rgb = seq.rgb("0", seq.frame_ids[0])
-    cut = Detector(None, "cpu", tta=((1.0, 0.0),))(rgb)
+    det = Detector(None, "cpu", tta=((1.0, 0.0),), redetect=False)
+    assert det.forearm_class
+    cut = det(rgb)
     whole = Detector(None, "cpu", tta=((1.0, 0.0),), cut_wrist=False)(rgb)
     np.testing.assert_array_equal(cut.keypoints, whole.keypoints)
+    np.testing.assert_array_equal(whole.labels, det.segment(rgb))
     changed = cut.labels != whole.labels
-    assert changed.sum() > 200  # this frame's mask runs on into the forearm
-    assert (whole.labels[changed] == 2).all() and (cut.labels[changed] == 0).all()
+    assert changed.sum() > 30  # this frame's hand and forearm run on past the wrist
+    assert set(np.unique(cut.labels[changed])) <= {0, 2} and set(np.unique(whole.labels[changed])) <= {0, 2}
+    gained = changed & (cut.labels == 2)
+    assert (det.segment_classes(rgb)[gained] == 3).all()
+    w, m = cut.keypoints[0, :2], cut.keypoints[FINGER_JOINTS["middle"][0], :2]
+    v, u = np.nonzero(cut.labels == 2)
+    assert (((u - w[0]) * (w - m)[0] + (v - w[1]) * (w - m)[1]) / np.sum((w - m) ** 2) <= -0.05 + 1e-9).all()
+    again = Detector(None, "cpu", tta=((1.0, 0.0),))(rgb)
+    np.testing.assert_array_equal(again.labels, cut.labels)
+    assert again.box != cut.box  # the box of the cut mask, keypoints found again there
 
 
 def test_forearm_class_ends_hand_and_forearm_together_at_the_wrist(tmp_path):
@@ -563,7 +577,11 @@ def test_forearm_class_ends_hand_and_forearm_together_at_the_wrist(tmp_path):
     save_weights(d / "segmentation.pt", "segmentation", build_network("segmentation", arch), arch,
                  {"width": 64, "height": 48})
     det = Detector(d, "cpu", keypoints=False)
-    assert det.forearm_class and not Detector(None, "cpu", keypoints=False).forearm_class
+    three = tmp_path / "w3"
+    three.mkdir()
+    save_weights(three / "segmentation.pt", "segmentation", build_network("segmentation", TINY_SEG),
+                 {**default_arch("segmentation"), **TINY_SEG}, {"width": 64, "height": 48})
+    assert det.forearm_class and not Detector(three, "cpu", keypoints=False).forearm_class
     classes = np.zeros((48, 64), np.uint8)
     classes[5:12, 5:15] = 1
     classes[10:30, 20:36] = 2

@@ -7,7 +7,8 @@ candidate box whose single crop gives the most confident keypoints: a skin-colou
 for hand must not stretch or steal the crop; then by default three crops at different rotations,
 their heatmaps averaged: test-time augmentation); keypoints are decoded from the last stage's
 heatmaps (arg-max + sub-pixel refinement) and mapped back to image pixels, with the heatmap
-peak as confidence. With the frame's depth and focal length the hand box is at least 11.4 cm across
+peak as confidence; when the wrist cut (below) changed the hand mask, the keypoints are found
+again in the box of the cut mask. With the frame's depth and focal length the hand box is at least 11.4 cm across
 at the hand's depth (a hand mostly hidden by the object leaves a few fingertips in the mask:
 :func:`~honnotate.perception.crops.floor_box_side`). RGB-D keypoint weights (architecture ``depth=1``) also see the frame's depth
 in the crop (:func:`~honnotate.perception.crops.depth_channels`). :func:`detect_sequence` writes the cue files of a capture with the
@@ -86,11 +87,20 @@ class Detector:
             use (kp11; see docs/design.md): PCK@10px 0.874 against 0.889 without and with it, on
             views with at most 10 visible joints 0.812 against 0.844.
         cut_wrist: end the hand mask at the detected wrist when it runs on into the forearm
-            (:func:`~honnotate.perception.crops.wrist_cut`; the keypoints are those of the uncut
-            mask). Shipped weights, ``benchmarks/perception.py`` row "without the wrist cut": on
-            its scenes with a forearm hand IoU 0.753 against 0.802 without and with it
-            (``--seed-base 2000``: 0.735 against 0.762); without a forearm (``--no-forearm``)
-            0.870 either way, 0.848 against 0.841 on the seeds-2000 scenes.
+            (:func:`~honnotate.perception.crops.wrist_cut`); with weights that have a forearm class
+            (:attr:`forearm_class`) hand and forearm are cut as one there, so the hand ends at the
+            keypoints' wrist rather than where the network put the hand's end; without the cut
+            (or when the mask does not run on) the forearm is background. Shipped weights (seg11,
+            a forearm class), ``benchmarks/perception.py`` row "without the wrist cut": on its
+            scenes with a forearm hand IoU 0.802 against 0.839 without and with it
+            (``--seed-base 2000``: 0.753 against 0.791); without a forearm (``--no-forearm``)
+            0.876 against 0.878.
+        redetect: when the wrist cut changed the hand mask, find the keypoints again in the box
+            of the cut mask (the first pass's box holds the forearm the network took for hand, or
+            misses the hand the network gave to the forearm class). Shipped weights, row "first
+            keypoint pass only": PCK@10px 0.873 against 0.892 on the scenes with a forearm
+            (``--seed-base 2000``: 0.856 against 0.878), 0.907 either way without one; one more
+            keypoint pass where the cut changed the mask.
 
     Raises:
         WeightsError: a weights file is missing, corrupt or mismatched (the message names it).
@@ -98,7 +108,8 @@ class Detector:
 
     def __init__(self, weights_dir: str | Path | None = None, device: str | torch.device = "auto", *,
                  keypoints: bool = True, tta: tuple[tuple[float, float], ...] = TTA_DEFAULT,
-                 choose_box: bool = True, min_box_m: float = MIN_BOX_M, cut_wrist: bool = True) -> None:
+                 choose_box: bool = True, min_box_m: float = MIN_BOX_M, cut_wrist: bool = True,
+                 redetect: bool = True) -> None:
         from honnotate.perception.train import resolve_device
 
         self.tta = tuple((float(scale), float(angle)) for scale, angle in tta)
@@ -109,6 +120,7 @@ class Detector:
             raise ValueError(f"min_box_m must be >= 0, got {min_box_m}")
         self.min_box_m = float(min_box_m)
         self.cut_wrist = bool(cut_wrist)
+        self.redetect = bool(redetect)
         self.device = resolve_device(device)
         self.seg, self.seg_info = load_weights("segmentation", weights_dir, device=self.device)
         self.seg_size = (int(self.seg_info["input"]["width"]), int(self.seg_info["input"]["height"]))
@@ -215,9 +227,14 @@ class Detector:
             if self.forearm_class:  # hand and forearm as one, ended at the wrist
                 skin = np.where(classes == FOREARM_CLASS, 2, classes).astype(np.uint8)
                 cut = wrist_cut(skin, kp)
-                labels = labels if cut is skin else cut
+                cut = labels if cut is skin else cut
             else:
-                labels = wrist_cut(labels, kp)
+                cut = wrist_cut(labels, kp)
+            if self.redetect and not np.array_equal(cut == 2, labels == 2):  # the hand box of the cut mask
+                kp2, box2 = self.keypoints(rgb, cut, depth, fx)
+                if box2 is not None:
+                    kp, box = kp2, box2
+            labels = cut
         return Detection(labels=labels, keypoints=kp, box=box)
 
 
