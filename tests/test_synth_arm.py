@@ -138,6 +138,11 @@ def test_captures_with_and_without_the_forearm(tmp_path):
         SequenceFrames([b], "keypoints", forearm_class=True)
     import shutil
 
+    (b / "ground_truth" / "forearm" / "1" / "0000.png").unlink()  # one frame's mask lost
+    lost = SequenceFrames([b], augment=AugmentConfig(enabled=False), width=160, height=120, forearm_class=True)
+    lost[0]
+    with pytest.raises(FileNotFoundError, match=r"forearm[/\\]1[/\\]0000.png: missing forearm mask"):
+        lost[1]
     shutil.rmtree(b / "ground_truth" / "forearm")
     with pytest.raises(FileNotFoundError, match="without ground_truth/forearm/ masks"):
         SequenceFrames([b], forearm_class=True)

@@ -826,14 +826,15 @@ class SequenceFrames(Dataset):
         self.augment, self.crop, self.seed = augment, crop, int(seed)
         self.items: list[tuple[Any, str, str, int, int]] = []
         self._gt_kp: dict[str, np.ndarray] = {}
+        self._forearm_drawn: set[str] = set()  # captures whose every frame has a forearm mask
         for p in expand_capture_dirs(paths):
             seq = open_sequence(p)
             gt_npz = Path(p) / "ground_truth" / "sequence_gt.npz"
             if gt_npz.is_file():
                 with np.load(gt_npz) as z:
                     self._gt_kp[str(seq.root)] = z["keypoints2d"].astype(np.float32)
-            if forearm_class:
-                _check_forearm_masks(seq)
+            if forearm_class and _check_forearm_masks(seq):
+                self._forearm_drawn.add(str(seq.root))
             n_before = len(self.items)
             for c, cam in enumerate(seq.camera_ids):
                 for t, frame in enumerate(seq.frame_ids):
@@ -862,7 +863,8 @@ class SequenceFrames(Dataset):
         image = seq.rgb(cam, frame).astype(np.float32) / 255.0
         labels = read_segmentation(self._label_path(seq, cam, frame))
         if self.forearm_class:
-            labels = _with_forearm(labels, seq.root / "ground_truth" / "forearm" / cam / f"{frame}.png")
+            labels = _with_forearm(labels, seq.root / "ground_truth" / "forearm" / cam / f"{frame}.png",
+                                   str(seq.root) in self._forearm_drawn)
         kp = None
         gt = self._gt_kp.get(str(seq.root))
         if gt is not None:
@@ -914,25 +916,31 @@ class SequenceFrames(Dataset):
         return to_sample(self.task, img, lab, kp, self.crop, rng if self.augment.enabled else None)
 
 
-def _check_forearm_masks(seq) -> None:
-    """FileNotFoundError when a generated capture drawn with a forearm lacks its forearm masks."""
+def _check_forearm_masks(seq) -> bool:
+    """Whether ``seq`` is a generated capture drawn with a forearm (its frames then need forearm
+    masks); FileNotFoundError when it has none."""
     import json
 
     cfg_path = seq.root / "synth_config.json"
     if not cfg_path.is_file() or not (seq.root / "ground_truth" / "segmentation").is_dir():
-        return
+        return False
     try:
-        drawn = json.loads(cfg_path.read_text()).get("forearm", False)
+        drawn = bool(json.loads(cfg_path.read_text()).get("forearm", False))
     except (OSError, ValueError, AttributeError):
-        return
+        return False
     if drawn and not (seq.root / "ground_truth" / "forearm").is_dir():
         raise FileNotFoundError(f"{seq.root}: drawn with a forearm but without ground_truth/forearm/ masks (written by "
                                 "honnotate synth since 2026-12-05): generate the capture again to train a forearm class")
+    return drawn
 
 
-def _with_forearm(labels: np.ndarray, path: Path) -> np.ndarray:
-    """``labels`` with the background pixels of the forearm mask at ``path`` (when it exists) labelled 3."""
+def _with_forearm(labels: np.ndarray, path: Path, required: bool) -> np.ndarray:
+    """``labels`` with the background pixels of the forearm mask at ``path`` labelled 3 (no mask:
+    the labels as they are, unless ``required``: FileNotFoundError naming it)."""
     if not path.is_file():
+        if required:
+            raise FileNotFoundError(f"{path}: missing forearm mask of a capture drawn with a forearm (generate "
+                                    "the capture again)")
         return labels
     from honnotate.io.images import read_label_png
     from honnotate.perception.networks import FOREARM_CLASS

@@ -137,8 +137,11 @@ class Detector:
     def segment(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (H, W) uint8 labels {0 background, 1 object, 2 hand} (the
         network's own hand mask: no wrist cut; a forearm class is background)."""
-        labels = self.segment_classes(rgb)
-        return np.where(labels == FOREARM_CLASS, 0, labels).astype(np.uint8) if self.forearm_class else labels
+        return self._without_forearm(self.segment_classes(rgb))
+
+    def _without_forearm(self, classes: np.ndarray) -> np.ndarray:
+        """The network's classes as cue labels {0, 1, 2}: a forearm class is background."""
+        return np.where(classes == FOREARM_CLASS, 0, classes).astype(np.uint8) if self.forearm_class else classes
 
     @torch.no_grad()
     def segment_classes(self, rgb: np.ndarray) -> np.ndarray:
@@ -221,7 +224,7 @@ class Detector:
         """Segmentation and keypoints of one (H, W, 3) uint8 RGB image (see :class:`Detection`);
         ``depth`` (H, W) metres and ``fx`` the focal length in pixels (see :meth:`keypoints`)."""
         classes = self.segment_classes(rgb)
-        labels = np.where(classes == FOREARM_CLASS, 0, classes).astype(np.uint8) if self.forearm_class else classes
+        labels = self._without_forearm(classes)
         kp, box = self.keypoints(rgb, labels, depth, fx)
         if self.cut_wrist and box is not None:
             if self.forearm_class:  # hand and forearm as one, ended at the wrist
