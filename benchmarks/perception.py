@@ -10,7 +10,8 @@ projected joints with visibility in ``ground_truth/sequence_gt.npz``): hand IoU,
 2D error on visible joints (also with one keypoint crop instead of the test-time augmentation,
 with crops around the true hand mask, with the box of the largest hand region instead of the
 one the detector chooses among candidate boxes, without the hand box floor from depth, and from
-the first keypoint pass alone, before the re-detection in the box of the cut hand mask), a 95% interval of that PCK when the scenes are redrawn (bootstrap over scenes: joints of
+the first keypoint pass alone; hand and object IoU also with one segmentation pass, not averaged
+with the mirror image's, before the re-detection in the box of the cut hand mask), a 95% interval of that PCK when the scenes are redrawn (bootstrap over scenes: joints of
 one scene are not independent), the share of the misses (> 10 px) that land within 10 px of
 another joint of the hand (a finger taken for its neighbour: identity, not precision), and the
 median wall time per frame (both networks). Writes the
@@ -50,6 +51,8 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
     largest = None if seg_only else Detector(weights, "cpu", choose_box=False, **({"tta": tta} if tta else {}))
     nofloor = None if seg_only else Detector(weights, "cpu", min_box_m=0.0, **({"tta": tta} if tta else {}))
     onepass = None if seg_only else Detector(weights, "cpu", redetect=False, **({"tta": tta} if tta else {}))
+    noflip = Detector(weights, "cpu", keypoints=not seg_only, seg_flip=False, **({"tta": tta} if tta else {}))
+    flip_off = np.zeros((2, 2))  # hand, object: intersection, union with one segmentation pass
     inter = np.zeros(3)
     union = np.zeros(3)
     hand_uncut = np.zeros(2)  # hand intersection, union without the wrist cut
@@ -82,6 +85,9 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
                     if u:
                         per_frame_iou[cls].append(i / u)
                 raw = det.segment(rgb) == 2 if det.cut_wrist else d.labels == 2
+                d1 = noflip(rgb, depth, fx)
+                for row, cls in enumerate((2, 1)):
+                    flip_off[row] += [np.sum((d1.labels == cls) & (labels == cls)), np.sum((d1.labels == cls) | (labels == cls))]
                 hand_uncut += [np.sum(raw & (labels == 2)), np.sum(raw | (labels == 2))]
                 kp_gt = gt["keypoints2d"][t, c]
                 vis = kp_gt[:, 2] > 0
@@ -111,6 +117,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
     return {
         "images": len(times), "hand_iou": inter[2] / max(union[2], 1), "object_iou": inter[1] / max(union[1], 1),
         "hand_iou_uncut": hand_uncut[0] / max(hand_uncut[1], 1),
+        "hand_iou_noflip": flip_off[0, 0] / max(flip_off[0, 1], 1), "object_iou_noflip": flip_off[1, 0] / max(flip_off[1, 1], 1),
         "hand_iou_frame": float(np.mean(per_frame_iou[2])) if per_frame_iou[2] else float("nan"),
         "object_iou_frame": float(np.mean(per_frame_iou[1])) if per_frame_iou[1] else float("nan"),
         "pck10": float(np.mean(errors <= 10)) if errors.size else float("nan"),
@@ -124,7 +131,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
         "pck10_onepass": float(np.mean(np.asarray(errors_onepass) <= 10)) if errors_onepass else float("nan"),
         "pck10_nofloor_by_vis": pck_by_frame_visibility(np.asarray(errors_nofloor), np.asarray(frame_visible_nofloor, dtype=int)),
         "tta": det.tta,
-        "ms_per_frame": 1e3 * float(np.median(times)), "seg_input": det.seg_size, "crop": det.crop_size,
+        "ms_per_frame": 1e3 * float(np.median(times)), "seg_input": det.seg_size, "seg_flip": det.seg_flip, "crop": det.crop_size,
         "train_seg": det.seg_info.get("train", {}), "train_kp": det.kp_info.get("train", {}),
     }
 
@@ -248,13 +255,16 @@ def main() -> int:
         f"keypoints: {tk.get('steps')} steps, batch {tk.get('batch')}). Held-out generated sequences: "
         f"{args.sequences} x {args.frames} frames x {args.cameras} camera(s) at 640x480 (seeds {args.seed_base}+, objects "
         f"{', '.join(OBJECTS[k % len(OBJECTS)] for k in range(args.sequences))}, random grasps and hand shapes, hands {args.hand_appearance}, {'no forearm' if args.no_forearm else 'with a forearm, bare or sleeved'}); "
-        f"segmentation input {r['seg_input'][0]}x{r['seg_input'][1]}, keypoint crop {r['crop']} px, heatmaps of "
+        f"segmentation input {r['seg_input'][0]}x{r['seg_input'][1]}"
+        f"{' (the image and its mirror image, logits averaged)' if r['seg_flip'] else ''}, keypoint crop {r['crop']} px, heatmaps of "
         f"{len(r['tta'])} crops averaged (scale, degrees: {', '.join(f'{a:g}/{b:g}' for a, b in r['tta'])}); "
         f"torch {args.threads} threads. Command: `python benchmarks/perception.py"
         f"{' --weights ' + str(args.weights) if args.weights else ''} --sequences {args.sequences} --frames {args.frames}`.\n\n"
         "| metric | value | target (issue 7) |\n|---|---|---|\n"
         f"| hand IoU (all pixels; per-frame mean) | {r['hand_iou']:.3f} ({r['hand_iou_frame']:.3f}) | >= 0.85 ({ok(r['hand_iou'], 0.85)}) |\n"
         f"| hand IoU without the wrist cut (`Detector(cut_wrist=False)`) | {r['hand_iou_uncut']:.3f} | |\n"
+        f"| hand IoU; object IoU with one segmentation pass (`Detector(seg_flip=False)`: not averaged with the mirror "
+        f"image's) | {r['hand_iou_noflip']:.3f}; {r['object_iou_noflip']:.3f} | |\n"
         f"| object IoU (all pixels; per-frame mean) | {r['object_iou']:.3f} ({r['object_iou_frame']:.3f}) | >= 0.90 ({ok(r['object_iou'], 0.90)}) |\n"
         f"| PCK@10px, visible joints ({r['joints']}) | {r['pck10']:.3f} | >= 0.90 ({ok(r['pck10'], 0.90)}) |\n"
         f"| PCK@10px, 95% interval when the {args.sequences} scenes are redrawn (bootstrap over scenes) | "

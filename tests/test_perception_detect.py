@@ -192,7 +192,7 @@ def test_detect_command(capture, weights, tmp_path):
     assert r.exit_code == 0, r.output
     assert "wrote 4 cue files" in r.output
     r = runner.invoke(app, ["detect", str(seq_dir), "--weights", str(weights), "--device", "cpu", "--overwrite",
-                            "--no-cut-wrist", "--no-tta"])
+                            "--no-cut-wrist", "--no-tta", "--no-seg-flip"])
     assert r.exit_code == 0 and "wrote 4 cue files" in r.output, r.output
     r = runner.invoke(app, ["detect", str(seq_dir), "--weights", str(tmp_path / "none")])
     assert r.exit_code == 2 and "honnotate train seg" in r.output
@@ -247,6 +247,11 @@ def test_train_command_checkpoints_and_resumes(tmp_path):
     assert r.exit_code == 0, r.output
     saved = json.loads((tmp_path / "r" / "segmentation_config.json").read_text())["arch"]
     assert saved["levels"] == 2 and saved["base"] == 4
+    r = runner.invoke(app, [*args, "--steps", "1", "--out", str(tmp_path / "f"), "--flip", "0.5"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "f" / "segmentation_config.json").read_text())["flip"] == 0.5
+    r = runner.invoke(app, ["train", "keypoints", "--out", str(tmp_path / "k"), "--flip", "0.5", "--steps", "1"])
+    assert r.exit_code == 2 and "is for the segmentation task" in r.output
 
 
 def test_train_init_starts_from_weights_and_checks_them(tmp_path):
@@ -601,3 +606,49 @@ def test_forearm_class_ends_hand_and_forearm_together_at_the_wrist(tmp_path):
     np.testing.assert_array_equal(det.segment(rgb), np.where(classes == 3, 0, classes))
     kp[0, 2] = 0.0  # no confident wrist: no cut, the forearm is background
     np.testing.assert_array_equal(det(rgb).labels, np.where(classes == 3, 0, classes))
+
+
+def test_segmentation_averages_the_image_and_its_mirror_image(weights):
+    """seg_flip: the logits of the image and of its left-right mirror image (mirrored back) are
+    averaged before the arg-max; seg_flip=False is the single pass."""
+
+    class _LeftBright(torch.nn.Module):  # logits that differ between an image and its mirror image
+        def forward(self, x):
+            b, _, h, w = x.shape
+            ramp = torch.linspace(-1.0, 1.0, w).expand(b, h, w)
+            bright = x.mean(1)
+            return torch.stack([torch.zeros_like(bright), 2 * bright + ramp, 2 * bright - ramp], 1)
+
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[:, 40:] = 200
+    one = Detector(weights, "cpu", keypoints=False, seg_flip=False)
+    two = Detector(weights, "cpu", keypoints=False)
+    assert two.seg_flip and not one.seg_flip
+    one.seg = two.seg = _LeftBright()
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
+    single = _LeftBright()(x)
+    both = 0.5 * (single + _LeftBright()(x.flip(-1)).flip(-1))  # the ramp cancels: class 1 and 2 tie
+    assert np.array_equal(one.segment_classes(rgb), single.argmax(1)[0].numpy())
+    assert np.array_equal(two.segment_classes(rgb), both.argmax(1)[0].numpy())
+    assert not np.array_equal(one.segment_classes(rgb), two.segment_classes(rgb))
+
+
+def test_mirrored_training_images_keep_their_labels():
+    from honnotate.perception.train import TrainConfig, mirror_some
+
+    labels = torch.arange(4 * 3 * 5).reshape(4, 3, 5) % 3
+    image = torch.stack([labels.float()] * 3, 1)  # the image carries its labels
+    lab, img = mirror_some(labels, image, 0.5, (7, 3))
+    flipped = [not torch.equal(lab[i], labels[i]) for i in range(4)]
+    assert any(flipped) and not all(flipped)  # this draw mirrors some, not all
+    for i in range(4):
+        assert torch.equal(img[i, 0].long(), lab[i])  # image and labels mirrored together
+        assert torch.equal(lab[i], labels[i].flip(-1) if flipped[i] else labels[i])
+    lab2, _ = mirror_some(labels, image, 0.5, (7, 3))
+    assert torch.equal(lab2, lab)  # the same (seed, step): the same images (resume)
+    assert torch.equal(mirror_some(labels, image, 0.0, (7, 3))[0], labels)
+    assert torch.equal(labels[0], torch.arange(15).reshape(3, 5) % 3)  # inputs untouched
+    with pytest.raises(ValueError, match="segmentation task only"):
+        TrainConfig(task="keypoints", flip=0.5)
+    with pytest.raises(ValueError, match="probability"):
+        TrainConfig(flip=1.5)

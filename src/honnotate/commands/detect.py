@@ -19,6 +19,8 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda:0, ..."),
         tta: bool = typer.Option(True, "--tta/--no-tta", help="Average the keypoint heatmaps of three crop "
                                  "rotations (more accurate, three keypoint network passes)."),
+        seg_flip: bool = typer.Option(True, "--seg-flip/--no-seg-flip", help="Average the segmentation of the "
+                                      "image and of its mirror image (more accurate, two segmentation passes)."),
         cut_wrist: bool = typer.Option(True, "--cut-wrist/--no-cut-wrist", help="End a hand mask that runs on past "
                                        "the detected wrist into the forearm (the annotation's hand ends at the "
                                        "wrist; weights with a forearm class: hand and forearm as one, ended "
@@ -39,7 +41,8 @@ def register(app: typer.Typer) -> None:
 
         try:
             seq = open_sequence(sequence)
-            detector = Detector(weights, device, tta=TTA_DEFAULT if tta else ((1.0, 0.0),), cut_wrist=cut_wrist)
+            detector = Detector(weights, device, tta=TTA_DEFAULT if tta else ((1.0, 0.0),), cut_wrist=cut_wrist,
+                                seg_flip=seg_flip)
         except (FileNotFoundError, WeightsError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None

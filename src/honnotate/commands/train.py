@@ -50,6 +50,8 @@ def register(app: typer.Typer) -> None:
         precision: str = typer.Option("fp32", help="fp32; bf16: mixed precision (the forward pass in bfloat16; "
                                       "~2.4x faster on CPUs with AMX and on recent GPUs; slower on CPUs without AMX); "
                                       "or auto: bf16 where it is fast (a CPU with AMX, a GPU with bfloat16), else fp32."),
+        flip: float = typer.Option(0.0, help="Segmentation: chance of each training image being mirrored left-right "
+                                   "(a right hand then looks like a left one; 0: none)."),
         ema: float = typer.Option(0.0, help="Decay of a moving average of the weights, exported instead of the last "
                                              "step's (0: off; 0.999: about the last 1000 steps)."),
         foreground: float | None = typer.Option(None, help="Keypoints: weight of the heatmap peak cells in the loss "
@@ -115,7 +117,7 @@ def register(app: typer.Typer) -> None:
                               workers=workers, data=tuple(str(d) for d in data), data_fraction=data_fraction,
                               checkpoint_every=checkpoint_every, synthetic=CompositeConfig(**syn),
                               init=str(init) if init is not None else None, precision=precision, ema=ema,
-                              arch=arch_dict, bank=tuple(str(b) for b in bank),
+                              flip=flip, arch=arch_dict, bank=tuple(str(b) for b in bank),
                               **{k: v for k, v in (("foreground", foreground), ("integral", integral)) if v is not None})
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None

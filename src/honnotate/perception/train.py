@@ -83,7 +83,11 @@ class TrainConfig:
     weights (the averaged network is smoother than the last step's; the checkpoint keeps both);
     bank: keypoints only: sample bank folders (:mod:`honnotate.perception.bank`, written by
     :func:`write_training_bank`) to train on instead of drawing composites and ``data`` frames
-    (each crop's colour jitter drawn anew; ``synthetic.crop`` size and margin must be the banks').
+    (each crop's colour jitter drawn anew; ``synthetic.crop`` size and margin must be the banks');
+    flip: segmentation only: the chance of each training image being mirrored left-right with
+    its labels (a right hand then looks like a left one: the detector's mirrored segmentation
+    pass, ``Detector(seg_flip=True)``, and captures of left hands); drawn per step from ``seed``,
+    so a resumed run mirrors the same images; 0: none (the runs before 2026-12-05).
     """
 
     task: str = "segmentation"
@@ -108,6 +112,7 @@ class TrainConfig:
     precision: str = "fp32"
     ema: float = 0.0
     bank: tuple[str, ...] = ()
+    flip: float = 0.0
 
     def __post_init__(self) -> None:
         if self.task not in ("segmentation", "keypoints"):
@@ -121,6 +126,11 @@ class TrainConfig:
             raise ValueError(f"ema must be in [0, 1) (0: off), got {self.ema}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not 0.0 <= self.flip <= 1.0:
+            raise ValueError(f"flip must be a probability in [0, 1], got {self.flip}")
+        if self.flip and self.task != "segmentation":
+            raise ValueError("flip (mirrored training images) is for the segmentation task only: a mirrored hand "
+                             "is a left hand, and the keypoints are those of a right (MANO) hand")
         if self.bank and self.task != "keypoints":
             raise ValueError("sample banks hold keypoint crops: bank is for the keypoints task only")
         if self.bank and self.data:
@@ -274,6 +284,20 @@ class _StepSampler(Sampler):
             yield list(range(step * self.batch, (step + 1) * self.batch))
 
 
+def mirror_some(labels: torch.Tensor, image: torch.Tensor, p: float,
+                key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """labels (B, H, W), image (B, C, H, W) -> the same with each sample mirrored left-right
+    with probability ``p``, drawn from ``key`` (seed, step): the same draw on a rerun."""
+    g = torch.Generator().manual_seed(int(key[0]) * 1_000_003 + int(key[1]))
+    m = torch.rand(labels.shape[0], generator=g) < p
+    if not m.any():
+        return labels, image
+    labels, image = labels.clone(), image.clone()
+    labels[m] = labels[m].flip(-1)
+    image[m] = image[m].flip(-1)
+    return labels, image
+
+
 def _lr_at(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -417,6 +441,8 @@ def train(config: TrainConfig, *, resume: bool = False,
             for g in optim.param_groups:
                 g["lr"] = lr
             image = batch["image"].to(device, non_blocking=True)
+            if cfg.flip > 0:  # mirror some images and their labels (per-step draw: resume-safe)
+                batch["labels"], image = mirror_some(batch["labels"], image, cfg.flip, (cfg.seed, step))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 pred = model(image)
             if cfg.task == "segmentation":
