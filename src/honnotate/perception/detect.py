@@ -8,8 +8,8 @@ candidate box whose single crop gives the most confident keypoints: a skin-colou
 for hand must not stretch or steal the crop; then by default three crops at different rotations,
 their heatmaps averaged: test-time augmentation); keypoints are decoded from the last stage's
 heatmaps (arg-max + sub-pixel refinement) and mapped back to image pixels, with the heatmap
-peak as confidence; when the wrist cut (below) changed the hand mask, the keypoints are found
-again in the box of the cut mask. With the frame's depth and focal length the hand box is at least 11.4 cm across
+peak as confidence (optionally found again in the box of the hand mask the wrist cut, below,
+changed: ``redetect``). With the frame's depth and focal length the hand box is at least 11.4 cm across
 at the hand's depth (a hand mostly hidden by the object leaves a few fingertips in the mask:
 :func:`~honnotate.perception.crops.floor_box_side`). RGB-D keypoint weights (architecture ``depth=1``) also see the frame's depth
 in the crop (:func:`~honnotate.perception.crops.depth_channels`). :func:`detect_sequence` writes the cue files of a capture with the
@@ -91,23 +91,25 @@ class Detector:
             (:func:`~honnotate.perception.crops.wrist_cut`); with weights that have a forearm class
             (:attr:`forearm_class`) hand and forearm are cut as one there, so the hand ends at the
             keypoints' wrist rather than where the network put the hand's end; without the cut
-            (or when the mask does not run on) the forearm is background. Shipped weights (seg11,
-            a forearm class), ``benchmarks/perception.py`` row "without the wrist cut": on its
-            scenes with a forearm hand IoU 0.802 against 0.839 without and with it
-            (``--seed-base 2000``: 0.753 against 0.791); without a forearm (``--no-forearm``)
-            0.876 against 0.878.
+            (or when the mask does not run on) the forearm is background. ``benchmarks/perception.py``
+            row "without the wrist cut": shipped weights (seg13, a forearm class), hand IoU 0.822
+            against 0.857 without and with it on its scenes with a forearm; seg11 there 0.802
+            against 0.839 (``--seed-base 2000``: 0.753 against 0.791), without a forearm
+            (``--no-forearm``) 0.876 against 0.878.
         redetect: when the wrist cut changed the hand mask, find the keypoints again in the box
-            of the cut mask (the first pass's box holds the forearm the network took for hand, or
-            misses the hand the network gave to the forearm class). Shipped weights, row "first
-            keypoint pass only": PCK@10px 0.873 against 0.892 on the scenes with a forearm
-            (``--seed-base 2000``: 0.856 against 0.878), 0.907 either way without one; one more
-            keypoint pass where the cut changed the mask.
+            of the cut mask (one more keypoint pass there). It helped the weights of 2026-12-05
+            morning (seg11, kp12: PCK@10px 0.873 to 0.892 on the benchmark's scenes with a forearm,
+            0.856 to 0.878 with ``--seed-base 2000``), whose first box often held forearm taken for
+            hand; with the shipped weights (seg13, kp13), whose hand class stops nearer the wrist,
+            it does not (row "with a second keypoint pass": 0.901 to 0.892, 0.881 to 0.890, 0.882
+            to 0.868 on 40 scenes of seeds 7000+, ``--seed-base 7000 --sequences 40``; without a
+            forearm 0.907 either way and 0.890 to 0.888), so it is off by default.
         seg_flip: average the segmentation logits of the image and of its mirror image (flipped
-            left-right; the network never saw a mirrored hand, a left hand, in training). Shipped
-            weights, ``benchmarks/perception.py`` row "one segmentation pass": hand IoU 0.853 against
-            0.839 without it on its scenes with a forearm (``--seed-base 2000``: 0.814 against
-            0.791; 40 other scenes, seeds 7000+: see docs/design.md), object IoU 0.945 against 0.943
-            (0.923 against 0.918); one more segmentation pass (about 25 ms on 2 cores).
+            left-right: a right hand seen as a left one, which the networks before seg12 never saw
+            in training). Row "one segmentation pass": shipped weights, hand IoU 0.849 to 0.857 and
+            object IoU 0.944 to 0.945 on the benchmark's scenes with a forearm; seg11: 0.839 to
+            0.853 there, 0.791 to 0.814 with ``--seed-base 2000``, 0.791 to 0.798 on the seeds-7000
+            scenes (object IoU +0.002 to +0.006). One more segmentation pass (about 25 ms on 2 cores).
 
     Raises:
         WeightsError: a weights file is missing, corrupt or mismatched (the message names it).
@@ -116,7 +118,7 @@ class Detector:
     def __init__(self, weights_dir: str | Path | None = None, device: str | torch.device = "auto", *,
                  keypoints: bool = True, tta: tuple[tuple[float, float], ...] = TTA_DEFAULT,
                  choose_box: bool = True, min_box_m: float = MIN_BOX_M, cut_wrist: bool = True,
-                 redetect: bool = True, seg_flip: bool = True) -> None:
+                 redetect: bool = False, seg_flip: bool = True) -> None:
         from honnotate.perception.train import resolve_device
 
         self.tta = tuple((float(scale), float(angle)) for scale, angle in tta)
