@@ -603,9 +603,18 @@ def test_forearm_class_ends_hand_and_forearm_together_at_the_wrist(tmp_path):
     expect = np.where(classes == 3, 2, classes)
     expect[:, 40:][expect[:, 40:] == 2] = 0  # past the cut, 0.05 hand-axis lengths before the wrist
     np.testing.assert_array_equal(out, expect)
+    np.testing.assert_array_equal(det.cut_at_wrist(classes, kp), expect)  # the cut alone, any keypoints
     np.testing.assert_array_equal(det.segment(rgb), np.where(classes == 3, 0, classes))
     kp[0, 2] = 0.0  # no confident wrist: no cut, the forearm is background
     np.testing.assert_array_equal(det(rgb).labels, np.where(classes == 3, 0, classes))
+    np.testing.assert_array_equal(det.cut_at_wrist(classes, kp), np.where(classes == 3, 0, classes))
+    # without a forearm class the hand class alone is cut
+    three_det = Detector(three, "cpu", keypoints=False)
+    kp[0, 2] = 0.9
+    hand_only = np.where(classes == 3, 0, classes).astype(np.uint8)
+    hand_only[:, 20:64][classes[:, 20:64] == 3] = 2  # a 3-class network's hand running on into the arm
+    cut3 = three_det.cut_at_wrist(hand_only, kp)
+    assert (cut3[:, 40:] != 2).all() and (cut3[:, :40] == hand_only[:, :40]).all()
 
 
 def test_segmentation_averages_the_image_and_its_mirror_image(weights):

@@ -863,7 +863,7 @@ class SequenceFrames(Dataset):
         image = seq.rgb(cam, frame).astype(np.float32) / 255.0
         labels = read_segmentation(self._label_path(seq, cam, frame))
         if self.forearm_class:
-            labels = _with_forearm(labels, seq.root / "ground_truth" / "forearm" / cam / f"{frame}.png",
+            labels = with_forearm_labels(labels, seq.root / "ground_truth" / "forearm" / cam / f"{frame}.png",
                                    str(seq.root) in self._forearm_drawn)
         kp = None
         gt = self._gt_kp.get(str(seq.root))
@@ -934,7 +934,7 @@ def _check_forearm_masks(seq) -> bool:
     return drawn
 
 
-def _with_forearm(labels: np.ndarray, path: Path, required: bool) -> np.ndarray:
+def with_forearm_labels(labels: np.ndarray, path: Path, required: bool) -> np.ndarray:
     """``labels`` with the background pixels of the forearm mask at ``path`` labelled 3 (no mask:
     the labels as they are, unless ``required``: FileNotFoundError naming it)."""
     if not path.is_file():

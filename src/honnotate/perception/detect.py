@@ -235,6 +235,18 @@ class Detector:
         score = hm.flatten(2).amax(-1).clamp(0.0, 1.0).mean(1)
         return boxes[int(score.argmax())]
 
+    def cut_at_wrist(self, classes: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        """(H, W) cue labels {0, 1, 2} of the network's ``classes`` (:meth:`segment_classes`)
+        with the hand ended at the wrist of ``keypoints`` ((21, 3) u, v, confidence;
+        :func:`~honnotate.perception.crops.wrist_cut`): with a forearm class, hand and forearm
+        cut as one there; where nothing is cut, the hand class alone (the forearm background)."""
+        labels = self._without_forearm(classes)
+        if not self.forearm_class:
+            return wrist_cut(labels, keypoints)
+        skin = np.where(classes == FOREARM_CLASS, 2, classes).astype(np.uint8)
+        cut = wrist_cut(skin, keypoints)
+        return labels if cut is skin else cut
+
     def __call__(self, rgb: np.ndarray, depth: np.ndarray | None = None, fx: float | None = None) -> Detection:
         """Segmentation and keypoints of one (H, W, 3) uint8 RGB image (see :class:`Detection`);
         ``depth`` (H, W) metres and ``fx`` the focal length in pixels (see :meth:`keypoints`)."""
@@ -242,12 +254,7 @@ class Detector:
         labels = self._without_forearm(classes)
         kp, box = self.keypoints(rgb, labels, depth, fx)
         if self.cut_wrist and box is not None:
-            if self.forearm_class:  # hand and forearm as one, ended at the wrist
-                skin = np.where(classes == FOREARM_CLASS, 2, classes).astype(np.uint8)
-                cut = wrist_cut(skin, kp)
-                cut = labels if cut is skin else cut
-            else:
-                cut = wrist_cut(labels, kp)
+            cut = self.cut_at_wrist(classes, kp)
             if self.redetect and not np.array_equal(cut == 2, labels == 2):  # the hand box of the cut mask
                 kp2, box2 = self.keypoints(rgb, cut, depth, fx)
                 if box2 is not None:
