@@ -42,7 +42,7 @@ OBJECTS = ["mug", "cracker_box", "soup_can", "mustard_bottle", "sphere"]
 
 def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, workdir: Path,
              seg_only: bool = False, seed_base: int = 1000, tta: tuple | None = None,
-             hand_appearance: str = "uniform", forearm: bool = True) -> dict:
+             hand_appearance: str = "uniform", forearm: bool = True, seg_zoom: tuple | None = None) -> dict:
     from honnotate.io.cues import read_segmentation
     from honnotate.io.sequence import open_sequence
     from honnotate.perception.data import with_forearm_labels
@@ -50,13 +50,16 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
     from honnotate.perception.networks import FOREARM_CLASS
     from honnotate.synth.generator import SynthConfig, generate_sequence
 
-    det = Detector(weights, "cpu", keypoints=not seg_only, **({"tta": tta} if tta else {}))
-    plain = None if seg_only else Detector(weights, "cpu", tta=((1.0, 0.0),))  # without test-time augmentation
-    largest = None if seg_only else Detector(weights, "cpu", choose_box=False, **({"tta": tta} if tta else {}))
-    nofloor = None if seg_only else Detector(weights, "cpu", min_box_m=0.0, **({"tta": tta} if tta else {}))
-    twopass = None if seg_only else Detector(weights, "cpu", redetect=True, **({"tta": tta} if tta else {}))
-    noflip = Detector(weights, "cpu", keypoints=not seg_only, seg_flip=False, **({"tta": tta} if tta else {}))
+    opts = {**({"tta": tta} if tta else {}), **({"seg_zoom": seg_zoom} if seg_zoom else {})}
+    det = Detector(weights, "cpu", keypoints=not seg_only, **opts)
+    plain = None if seg_only else Detector(weights, "cpu", **{**opts, "tta": ((1.0, 0.0),)})  # one keypoint crop
+    largest = None if seg_only else Detector(weights, "cpu", choose_box=False, **opts)
+    nofloor = None if seg_only else Detector(weights, "cpu", min_box_m=0.0, **opts)
+    twopass = None if seg_only else Detector(weights, "cpu", redetect=True, **opts)
+    onepass = Detector(weights, "cpu", keypoints=not seg_only, **{**opts, "seg_flip": False, "seg_zoom": (1.0,)})
+    onesize = Detector(weights, "cpu", keypoints=not seg_only, **{**opts, "seg_zoom": (1.0,)})
     flip_off = np.zeros((2, 2))  # hand, object: intersection, union with one segmentation pass
+    size_off = np.zeros((2, 2))  # ... at the trained input size alone, mirror averaged
     inter = np.zeros(3)
     union = np.zeros(3)
     hand_uncut = np.zeros(2)  # hand intersection, union without the wrist cut
@@ -105,9 +108,11 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
                 kp_true[:, 2] = 1.0  # every joint, hidden ones too, fully confident
                 cut_true = det.cut_at_wrist(classes, kp_true) == 2
                 hand_cut_true += [np.sum(cut_true & (labels == 2)), np.sum(cut_true | (labels == 2))]
-                d1 = noflip(rgb, depth, fx)
+                d1 = onepass(rgb, depth, fx)
+                d2 = onesize(rgb, depth, fx)
                 for row, cls in enumerate((2, 1)):
                     flip_off[row] += [np.sum((d1.labels == cls) & (labels == cls)), np.sum((d1.labels == cls) | (labels == cls))]
+                    size_off[row] += [np.sum((d2.labels == cls) & (labels == cls)), np.sum((d2.labels == cls) | (labels == cls))]
                 hand_uncut += [np.sum(raw & (labels == 2)), np.sum(raw | (labels == 2))]
                 kp_gt = gt["keypoints2d"][t, c]
                 vis = kp_gt[:, 2] > 0
@@ -140,6 +145,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
         "hand_iou_cut_true": hand_cut_true[0] / max(hand_cut_true[1], 1),
         "hand_lost": {k: v / max(union[2], 1) for k, v in hand_lost.items()},
         "hand_iou_noflip": flip_off[0, 0] / max(flip_off[0, 1], 1), "object_iou_noflip": flip_off[1, 0] / max(flip_off[1, 1], 1),
+        "hand_iou_onesize": size_off[0, 0] / max(size_off[0, 1], 1), "object_iou_onesize": size_off[1, 0] / max(size_off[1, 1], 1),
         "hand_iou_frame": float(np.mean(per_frame_iou[2])) if per_frame_iou[2] else float("nan"),
         "object_iou_frame": float(np.mean(per_frame_iou[1])) if per_frame_iou[1] else float("nan"),
         "pck10": float(np.mean(errors <= 10)) if errors.size else float("nan"),
@@ -153,7 +159,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
         "pck10_twopass": float(np.mean(np.asarray(errors_twopass) <= 10)) if errors_twopass else float("nan"),
         "pck10_nofloor_by_vis": pck_by_frame_visibility(np.asarray(errors_nofloor), np.asarray(frame_visible_nofloor, dtype=int)),
         "tta": det.tta,
-        "ms_per_frame": 1e3 * float(np.median(times)), "seg_input": det.seg_size, "seg_flip": det.seg_flip, "crop": det.crop_size,
+        "ms_per_frame": 1e3 * float(np.median(times)), "seg_input": det.seg_sizes, "seg_flip": det.seg_flip, "crop": det.crop_size,
         "train_seg": det.seg_info.get("train", {}), "train_kp": det.kp_info.get("train", {}),
     }
 
@@ -236,6 +242,9 @@ def main() -> int:
     ap.add_argument("--tta", default=None,
                     help="keypoint crops as scale/degrees pairs, e.g. 1/0,0.87/0,1.15/0 (default: the Detector's; "
                          "another: only printed)")
+    ap.add_argument("--seg-zoom", default=None,
+                    help="segmentation input sizes as multiples of the trained one, e.g. 1 or 1,1.2 (default: the "
+                         "Detector's; another: only printed)")
     ap.add_argument("--hand-appearance", default="uniform", choices=("uniform", "anatomical"),
                     help="held-out hands of one skin tone or with palm and nails (anatomical: only printed)")
     ap.add_argument("--no-forearm", action="store_true",
@@ -253,13 +262,19 @@ def main() -> int:
             tta = tuple((float(scale), float(deg)) for scale, deg in (pair.split("/") for pair in args.tta.split(",")))
         except ValueError:
             ap.error(f"--tta must list scale/degrees pairs such as 1/0,0.87/0, got {args.tta!r}")
+    seg_zoom = None
+    if args.seg_zoom:
+        try:
+            seg_zoom = tuple(float(z) for z in args.seg_zoom.split(","))
+        except ValueError:
+            ap.error(f"--seg-zoom must list input scales such as 1,1.5, got {args.seg_zoom!r}")
     torch.set_num_threads(args.threads)
     from honnotate.perception.weights import WeightsError
 
     try:
         with tempfile.TemporaryDirectory(prefix="honnotate-perception-bench-") as tmp:
             r = evaluate(args.weights, args.sequences, args.frames, args.cameras, Path(tmp), args.seg_only,
-                         args.seed_base, tta, args.hand_appearance, not args.no_forearm)
+                         args.seed_base, tta, args.hand_appearance, not args.no_forearm, seg_zoom)
             fu = None if args.seg_only or args.fusion_sequences <= 0 else evaluate_fusion(
                 args.weights, args.fusion_sequences, args.fusion_cameras, Path(tmp), args.seed_base + 500, tta,
                 not args.no_forearm)
@@ -277,8 +292,9 @@ def main() -> int:
         f"keypoints: {tk.get('steps')} steps, batch {tk.get('batch')}). Held-out generated sequences: "
         f"{args.sequences} x {args.frames} frames x {args.cameras} camera(s) at 640x480 (seeds {args.seed_base}+, objects "
         f"{', '.join(OBJECTS[k % len(OBJECTS)] for k in range(args.sequences))}, random grasps and hand shapes, hands {args.hand_appearance}, {'no forearm' if args.no_forearm else 'with a forearm, bare or sleeved'}); "
-        f"segmentation input {r['seg_input'][0]}x{r['seg_input'][1]}"
-        f"{' (the image and its mirror image, logits averaged)' if r['seg_flip'] else ''}, keypoint crop {r['crop']} px, heatmaps of "
+        f"segmentation input {', '.join(f'{w}x{h}' for w, h in r['seg_input'])}"
+        f"{' (each with the mirror image)' if r['seg_flip'] else ''}"
+        f"{', logits averaged' if r['seg_flip'] or len(r['seg_input']) > 1 else ''}, keypoint crop {r['crop']} px, heatmaps of "
         f"{len(r['tta'])} crops averaged (scale, degrees: {', '.join(f'{a:g}/{b:g}' for a, b in r['tta'])}); "
         f"torch {args.threads} threads. Command: `python benchmarks/perception.py"
         f"{' --weights ' + str(args.weights) if args.weights else ''} --sequences {args.sequences} --frames {args.frames}`.\n\n"
@@ -291,8 +307,10 @@ def main() -> int:
         f"on other background; the true hand predicted as object; as background or forearm | "
         f"{lost['fp_forearm']:.3f}; {lost['fp_object']:.3f}; {lost['fp_background']:.3f}; {lost['fn_object']:.3f}; "
         f"{lost['fn_background']:.3f} | |\n"
-        f"| hand IoU; object IoU with one segmentation pass (`Detector(seg_flip=False)`: not averaged with the mirror "
-        f"image's) | {r['hand_iou_noflip']:.3f}; {r['object_iou_noflip']:.3f} | |\n"
+        f"| hand IoU; object IoU with one segmentation pass (`Detector(seg_flip=False, seg_zoom=(1,))`: the trained "
+        f"input size, no mirror image) | {r['hand_iou_noflip']:.3f}; {r['object_iou_noflip']:.3f} | |\n"
+        f"| hand IoU; object IoU at the trained input size alone (`Detector(seg_zoom=(1,))`, with the mirror image) | "
+        f"{r['hand_iou_onesize']:.3f}; {r['object_iou_onesize']:.3f} | |\n"
         f"| object IoU (all pixels; per-frame mean) | {r['object_iou']:.3f} ({r['object_iou_frame']:.3f}) | >= 0.90 ({ok(r['object_iou'], 0.90)}) |\n"
         f"| PCK@10px, visible joints ({r['joints']}) | {r['pck10']:.3f} | >= 0.90 ({ok(r['pck10'], 0.90)}) |\n"
         f"| PCK@10px, 95% interval when the {args.sequences} scenes are redrawn (bootstrap over scenes) | "
@@ -328,7 +346,7 @@ def main() -> int:
             f"{fu['pck_fused_all']:.3f} |\n"
         )
     # BENCHMARKS.md holds the shipped weights on the default set; candidates and other sets are printed
-    if args.weights is not None or args.seg_only or args.seed_base != 1000 or args.tta \
+    if args.weights is not None or args.seg_only or args.seed_base != 1000 or args.tta or args.seg_zoom \
             or args.hand_appearance != "uniform" or args.no_forearm:
         print(body)
         return 0

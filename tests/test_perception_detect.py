@@ -192,8 +192,11 @@ def test_detect_command(capture, weights, tmp_path):
     assert r.exit_code == 0, r.output
     assert "wrote 4 cue files" in r.output
     r = runner.invoke(app, ["detect", str(seq_dir), "--weights", str(weights), "--device", "cpu", "--overwrite",
-                            "--no-cut-wrist", "--no-tta", "--no-seg-flip"])
+                            "--no-cut-wrist", "--no-tta", "--no-seg-flip", "--seg-zoom", "1,2"])
     assert r.exit_code == 0 and "wrote 4 cue files" in r.output, r.output
+    for bad in ("1,x", "0", "1,-2"):
+        r = runner.invoke(app, ["detect", str(seq_dir), "--weights", str(weights), "--overwrite", "--seg-zoom", bad])
+        assert r.exit_code == 2 and "seg" in r.output and "zoom" in r.output, r.output
     r = runner.invoke(app, ["detect", str(seq_dir), "--weights", str(tmp_path / "none")])
     assert r.exit_code == 2 and "honnotate train seg" in r.output
     r = runner.invoke(app, ["detect", str(seq_dir), "--weights", str(weights), "--cameras", "7"])
@@ -630,9 +633,9 @@ def test_segmentation_averages_the_image_and_its_mirror_image(weights):
 
     rgb = np.zeros((48, 64, 3), np.uint8)
     rgb[:, 40:] = 200
-    one = Detector(weights, "cpu", keypoints=False, seg_flip=False)
-    two = Detector(weights, "cpu", keypoints=False)
-    assert two.seg_flip and not one.seg_flip
+    one = Detector(weights, "cpu", keypoints=False, seg_flip=False, seg_zoom=(1.0,))
+    two = Detector(weights, "cpu", keypoints=False, seg_zoom=(1.0,))
+    assert two.seg_flip and not one.seg_flip and one.seg_sizes == ((64, 48),)
     one.seg = two.seg = _LeftBright()
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
     single = _LeftBright()(x)
@@ -661,3 +664,37 @@ def test_mirrored_training_images_keep_their_labels():
         TrainConfig(task="keypoints", flip=0.5)
     with pytest.raises(ValueError, match="probability"):
         TrainConfig(flip=1.5)
+
+
+def test_segmentation_averages_the_logits_of_several_input_sizes(weights):
+    """seg_zoom: the logits at each input size (multiples of the trained 64x48, down to multiples
+    of 16), resized to the image, are summed before the arg-max; bad scales are refused."""
+    from torch.nn.functional import interpolate
+
+    from honnotate.perception.detect import SEG_ZOOM_DEFAULT, seg_input_size
+
+    assert seg_input_size((320, 240), 1.5) == (480, 352) and seg_input_size((320, 240), 1.0) == (320, 240)
+    assert seg_input_size((64, 48), 0.1) == (16, 16)
+    assert Detector(weights, "cpu", keypoints=False).seg_zoom == SEG_ZOOM_DEFAULT
+
+    class _SizeAware(torch.nn.Module):  # logits whose arg-max depends on the input size
+        def forward(self, x):
+            b, _, h, w = x.shape
+            u = torch.linspace(0.0, 1.0, w).expand(b, h, w)
+            return torch.stack([torch.full_like(u, 0.5), u * (64.0 / w), torch.zeros_like(u)], 1)
+
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    det = Detector(weights, "cpu", keypoints=False, seg_flip=False, seg_zoom=(1.0, 2.0))
+    assert det.seg_sizes == ((64, 48), (128, 96))
+    det.seg = _SizeAware()
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
+    total = sum(interpolate(_SizeAware()(interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)),
+                            size=(48, 64), mode="bilinear", align_corners=False) for w, h in det.seg_sizes)
+    got = det.segment_classes(rgb)
+    np.testing.assert_array_equal(got, total.argmax(1)[0].numpy())
+    single = Detector(weights, "cpu", keypoints=False, seg_flip=False, seg_zoom=(1.0,))
+    single.seg = _SizeAware()
+    assert not np.array_equal(got, single.segment_classes(rgb))  # the second size changed the labels
+    for bad in ((), (0.0,), (1.0, -1.0), (float("nan"),)):
+        with pytest.raises(ValueError, match="seg_zoom"):
+            Detector(weights, "cpu", keypoints=False, seg_zoom=bad)

@@ -21,6 +21,9 @@ def register(app: typer.Typer) -> None:
                                  "rotations (more accurate, three keypoint network passes)."),
         seg_flip: bool = typer.Option(True, "--seg-flip/--no-seg-flip", help="Average the segmentation of the "
                                       "image and of its mirror image (more accurate, two segmentation passes)."),
+        seg_zoom: str = typer.Option("", "--seg-zoom", help="Segmentation input sizes as multiples of the "
+                                     "trained one, their logits averaged, e.g. 1 (one size, faster) or 1,1.5 "
+                                     "(default: the detector's, SEG_ZOOM_DEFAULT)."),
         cut_wrist: bool = typer.Option(True, "--cut-wrist/--no-cut-wrist", help="End a hand mask that runs on past "
                                        "the detected wrist into the forearm (the annotation's hand ends at the "
                                        "wrist; weights with a forearm class: hand and forearm as one, ended "
@@ -36,14 +39,24 @@ def register(app: typer.Typer) -> None:
 
         from honnotate.io.files import CaptureFormatError
         from honnotate.io.sequence import open_sequence
-        from honnotate.perception.detect import TTA_DEFAULT, Detector, detect_sequence
+        from honnotate.perception.detect import (
+            SEG_ZOOM_DEFAULT,
+            TTA_DEFAULT,
+            Detector,
+            detect_sequence,
+        )
         from honnotate.perception.weights import WeightsError
 
         try:
+            zoom = tuple(float(z) for z in seg_zoom.split(",")) if seg_zoom.strip() else SEG_ZOOM_DEFAULT
+        except ValueError:
+            typer.echo(f"error: --seg-zoom must list input scales such as 1,1.5, got {seg_zoom!r}", err=True)
+            raise typer.Exit(2) from None
+        try:
             seq = open_sequence(sequence)
             detector = Detector(weights, device, tta=TTA_DEFAULT if tta else ((1.0, 0.0),), cut_wrist=cut_wrist,
-                                seg_flip=seg_flip)
-        except (FileNotFoundError, WeightsError) as exc:
+                                seg_flip=seg_flip, seg_zoom=zoom)
+        except (FileNotFoundError, WeightsError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
         total = len(seq.frame_ids) * len(cameras or seq.camera_ids)

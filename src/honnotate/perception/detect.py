@@ -44,7 +44,8 @@ from honnotate.perception.multiview import FuseSummary, fuse_sequence_keypoints
 from honnotate.perception.networks import FOREARM_CLASS, NUM_CLASSES, full_arch
 from honnotate.perception.weights import load_weights
 
-__all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "TTA_DEFAULT", "MIN_BOX_M"]
+__all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "seg_input_size", "TTA_DEFAULT", "MIN_BOX_M",
+           "SEG_ZOOM_DEFAULT"]
 
 #: Test-time augmentation of the keypoint network: (crop scale, rotation in degrees) of each
 #: crop whose heatmaps are averaged. Three rotations (kp10 weights, PCK@10px on 40 frames of 20
@@ -54,6 +55,14 @@ __all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "TTA_DEF
 TTA_DEFAULT: tuple[tuple[float, float], ...] = ((1.0, 0.0), (1.0, -20.0), (1.0, 20.0))
 #: Smallest hand box side in metres at the hand's depth (see :class:`Detector`): 0.6 x 19 cm.
 MIN_BOX_M = 0.114
+#: Segmentation input sizes, as multiples of the trained input (:func:`seg_input_size`), whose
+#: logits are averaged (see :class:`Detector`): the trained 320x240 and 640x480, the capture's
+#: own resolution. Chosen on 20 scenes x 2 frames of seeds 9000+ and of 9500+, with a forearm
+#: (``benchmarks/perception.py --weights src/honnotate/assets/weights --seed-base 9000`` and
+#: ``--seg-zoom 1``; sets no reported figure uses), seg13: hand IoU 0.860 and 0.858 with 320x240
+#: alone, 0.869 and 0.865 adding 384x288, 0.873 and 0.873 adding 480x352, 0.879 and 0.887 adding
+#: 640x480 (0.878 and 0.880 with all three); object IoU 0.930 and 0.941 to 0.938 and 0.962.
+SEG_ZOOM_DEFAULT: tuple[float, ...] = (1.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,12 @@ class Detection:
     labels: np.ndarray
     keypoints: np.ndarray
     box: tuple[float, float, float] | None
+
+
+def seg_input_size(trained: tuple[int, int], zoom: float) -> tuple[int, int]:
+    """(width, height) of a segmentation input ``zoom`` times the ``trained`` (width, height),
+    each down to a multiple of 16 (at least 16): 320x240 x 1.5 is 480x352."""
+    return tuple(max(16, int(side * zoom) // 16 * 16) for side in trained)
 
 
 class Detector:
@@ -103,13 +118,20 @@ class Detector:
             hand; with the shipped weights (seg13, kp13), whose hand class stops nearer the wrist,
             it does not (row "with a second keypoint pass": 0.901 to 0.892, 0.881 to 0.890, 0.882
             to 0.868 on 40 scenes of seeds 7000+, ``--seed-base 7000 --sequences 40``; without a
-            forearm 0.907 either way and 0.890 to 0.888), so it is off by default.
+            forearm 0.907 either way and 0.890 to 0.888; with the two segmentation input sizes of
+            ``SEG_ZOOM_DEFAULT``, on its tuning sets 0.896 to 0.899 and 0.900 to 0.897), so it is
+            off by default.
         seg_flip: average the segmentation logits of the image and of its mirror image (flipped
             left-right: a right hand seen as a left one, which the networks before seg12 never saw
             in training). Row "one segmentation pass": shipped weights, hand IoU 0.849 to 0.857 and
             object IoU 0.944 to 0.945 on the benchmark's scenes with a forearm; seg11: 0.839 to
             0.853 there, 0.791 to 0.814 with ``--seed-base 2000``, 0.791 to 0.798 on the seeds-7000
             scenes (object IoU +0.002 to +0.006). One more segmentation pass (about 25 ms on 2 cores).
+        seg_zoom: segmentation input sizes as multiples of the trained input
+            (:func:`seg_input_size`), their logits resized to the image and averaged
+            (:data:`SEG_ZOOM_DEFAULT`; ``(1.0,)``: the trained size alone). Row "at the trained
+            input size alone": see BENCHMARKS.md; each size is one more segmentation pass (two
+            with ``seg_flip``; 640x480 is four times the pixels of 320x240).
 
     Raises:
         WeightsError: a weights file is missing, corrupt or mismatched (the message names it).
@@ -118,7 +140,8 @@ class Detector:
     def __init__(self, weights_dir: str | Path | None = None, device: str | torch.device = "auto", *,
                  keypoints: bool = True, tta: tuple[tuple[float, float], ...] = TTA_DEFAULT,
                  choose_box: bool = True, min_box_m: float = MIN_BOX_M, cut_wrist: bool = True,
-                 redetect: bool = False, seg_flip: bool = True) -> None:
+                 redetect: bool = False, seg_flip: bool = True,
+                 seg_zoom: tuple[float, ...] = SEG_ZOOM_DEFAULT) -> None:
         from honnotate.perception.train import resolve_device
 
         self.tta = tuple((float(scale), float(angle)) for scale, angle in tta)
@@ -131,9 +154,14 @@ class Detector:
         self.cut_wrist = bool(cut_wrist)
         self.redetect = bool(redetect)
         self.seg_flip = bool(seg_flip)
+        self.seg_zoom = tuple(float(z) for z in seg_zoom)
+        if not self.seg_zoom or not all(np.isfinite(z) and z > 0 for z in self.seg_zoom):
+            raise ValueError(f"seg_zoom must list input scales > 0, got {seg_zoom!r}")
         self.device = resolve_device(device)
         self.seg, self.seg_info = load_weights("segmentation", weights_dir, device=self.device)
         self.seg_size = (int(self.seg_info["input"]["width"]), int(self.seg_info["input"]["height"]))
+        #: (width, height) of each segmentation input (``seg_zoom`` x the trained input, down to multiples of 16)
+        self.seg_sizes = tuple(seg_input_size(self.seg_size, z) for z in self.seg_zoom)
         #: the segmentation network has a forearm class (architecture ``num_classes=4``)
         self.forearm_class = full_arch("segmentation", self.seg_info.get("arch"))["num_classes"] > NUM_CLASSES
         self.kp, self.kp_info, self.crop_size, self.margin = None, {}, 0, 0.0
@@ -157,19 +185,24 @@ class Detector:
     def segment_classes(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (H, W) uint8 labels of the network's classes: {0 background,
         1 object, 2 hand}, and 3 forearm when it has that class (:attr:`forearm_class`); the
-        arg-max of the logits averaged over the image and its mirror image (``seg_flip``)."""
+        arg-max of the logits, resized to (H, W), averaged over the input sizes (``seg_zoom``)
+        and over the image and its mirror image (``seg_flip``)."""
+        from torch.nn.functional import interpolate
+
         rgb = _check_rgb(rgb)
         H, W = rgb.shape[:2]
-        x = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float() / 255.0
-        x = torch.nn.functional.interpolate(x, size=self.seg_size[::-1], mode="bilinear", align_corners=False,
-                                            antialias=True)
-        if self.seg_flip:  # one batch: the image and its mirror image
-            both = self.seg(torch.cat([x, x.flip(-1)]))
-            logits = 0.5 * (both[:1] + both[1:].flip(-1))
-        else:
-            logits = self.seg(x)
-        logits = torch.nn.functional.interpolate(logits, size=(H, W), mode="bilinear", align_corners=False)
-        return logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+        image = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+        total = None
+        for size in self.seg_sizes:
+            x = interpolate(image, size=size[::-1], mode="bilinear", align_corners=False, antialias=True)
+            if self.seg_flip:  # one batch: the image and its mirror image
+                both = self.seg(torch.cat([x, x.flip(-1)]))
+                logits = 0.5 * (both[:1] + both[1:].flip(-1))
+            else:
+                logits = self.seg(x)
+            logits = interpolate(logits, size=(H, W), mode="bilinear", align_corners=False)
+            total = logits if total is None else total + logits
+        return total.argmax(1)[0].to(torch.uint8).cpu().numpy()
 
     @torch.no_grad()
     def keypoints(self, rgb: np.ndarray, labels: np.ndarray, depth: np.ndarray | None = None,
