@@ -262,12 +262,14 @@ def main() -> int:
             tta = tuple((float(scale), float(deg)) for scale, deg in (pair.split("/") for pair in args.tta.split(",")))
         except ValueError:
             ap.error(f"--tta must list scale/degrees pairs such as 1/0,0.87/0, got {args.tta!r}")
+    from honnotate.perception.detect import parse_seg_zoom
+
     seg_zoom = None
     if args.seg_zoom:
         try:
-            seg_zoom = tuple(float(z) for z in args.seg_zoom.split(","))
-        except ValueError:
-            ap.error(f"--seg-zoom must list input scales such as 1,1.5, got {args.seg_zoom!r}")
+            seg_zoom = parse_seg_zoom(args.seg_zoom)
+        except ValueError as exc:
+            ap.error(str(exc))
     torch.set_num_threads(args.threads)
     from honnotate.perception.weights import WeightsError
 

@@ -698,3 +698,9 @@ def test_segmentation_averages_the_logits_of_several_input_sizes(weights):
     for bad in ((), (0.0,), (1.0, -1.0), (float("nan"),)):
         with pytest.raises(ValueError, match="seg_zoom"):
             Detector(weights, "cpu", keypoints=False, seg_zoom=bad)
+    from honnotate.perception.detect import parse_seg_zoom
+
+    assert parse_seg_zoom("1,2") == (1.0, 2.0) and parse_seg_zoom("1.5") == (1.5,)
+    for text in ("1,x", "", "0", "1,-2", "nan"):
+        with pytest.raises(ValueError, match="--seg-zoom.*" + repr(text).replace("(", r"\(")):
+            parse_seg_zoom(text)

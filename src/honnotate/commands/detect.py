@@ -44,13 +44,14 @@ def register(app: typer.Typer) -> None:
             TTA_DEFAULT,
             Detector,
             detect_sequence,
+            parse_seg_zoom,
         )
         from honnotate.perception.weights import WeightsError
 
         try:
-            zoom = tuple(float(z) for z in seg_zoom.split(",")) if seg_zoom.strip() else SEG_ZOOM_DEFAULT
-        except ValueError:
-            typer.echo(f"error: --seg-zoom must list input scales such as 1,1.5, got {seg_zoom!r}", err=True)
+            zoom = parse_seg_zoom(seg_zoom) if seg_zoom.strip() else SEG_ZOOM_DEFAULT
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
         try:
             seq = open_sequence(sequence)

@@ -44,7 +44,7 @@ from honnotate.perception.multiview import FuseSummary, fuse_sequence_keypoints
 from honnotate.perception.networks import FOREARM_CLASS, NUM_CLASSES, full_arch
 from honnotate.perception.weights import load_weights
 
-__all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "seg_input_size", "TTA_DEFAULT", "MIN_BOX_M",
+__all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "parse_seg_zoom", "seg_input_size", "TTA_DEFAULT", "MIN_BOX_M",
            "SEG_ZOOM_DEFAULT"]
 
 #: Test-time augmentation of the keypoint network: (crop scale, rotation in degrees) of each
@@ -58,8 +58,9 @@ MIN_BOX_M = 0.114
 #: Segmentation input sizes, as multiples of the trained input (:func:`seg_input_size`), whose
 #: logits are averaged (see :class:`Detector`): the trained 320x240 and 640x480, the capture's
 #: own resolution. Chosen on 20 scenes x 2 frames of seeds 9000+ and of 9500+, with a forearm
-#: (``benchmarks/perception.py --weights src/honnotate/assets/weights --seed-base 9000`` and
-#: ``--seg-zoom 1``; sets no reported figure uses), seg13: hand IoU 0.860 and 0.858 with 320x240
+#: (``benchmarks/perception.py --weights src/honnotate/assets/weights --seed-base 9000`` / ``9500``
+#: with ``--seg-zoom`` 1, 1,1.2, 1,1.5, 1,2 and 1,1.5,2; sets no reported figure uses), seg13:
+#: hand IoU 0.860 and 0.858 with 320x240
 #: alone, 0.869 and 0.865 adding 384x288, 0.873 and 0.873 adding 480x352, 0.879 and 0.887 adding
 #: 640x480 (0.878 and 0.880 with all three); object IoU 0.930 and 0.941 to 0.938 and 0.962.
 SEG_ZOOM_DEFAULT: tuple[float, ...] = (1.0, 2.0)
@@ -74,6 +75,18 @@ class Detection:
     labels: np.ndarray
     keypoints: np.ndarray
     box: tuple[float, float, float] | None
+
+
+def parse_seg_zoom(text: str) -> tuple[float, ...]:
+    """Segmentation input scales from text such as ``"1,2"`` (comma-separated; ValueError naming
+    the text otherwise: ``honnotate detect --seg-zoom`` and the perception benchmark)."""
+    try:
+        zoom = tuple(float(z) for z in text.split(","))
+    except ValueError:
+        raise ValueError(f"--seg-zoom must list input scales such as 1,2, got {text!r}") from None
+    if not all(np.isfinite(z) and z > 0 for z in zoom):
+        raise ValueError(f"--seg-zoom must list input scales > 0, got {text!r}")
+    return zoom
 
 
 def seg_input_size(trained: tuple[int, int], zoom: float) -> tuple[int, int]:
