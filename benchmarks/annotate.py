@@ -19,6 +19,7 @@ from pathlib import Path
 
 from _common import machine_description, write_section
 from honnotate.annotate.config import AnnotateConfig, _merge
+from honnotate.evaluate.cues import cue_accuracy, cue_accuracy_markdown
 from honnotate.pipeline.annotate import annotate_sequence
 from honnotate.synth.generator import SynthConfig, generate_sequence
 
@@ -168,6 +169,7 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
     weights are ready)."""
     rows = ["| capture | cues | hand MPJPE mm (after hand_init) | object ADD mm | object ADD-S mm | frames flagged | "
             "s/frame |", "|---|---|---|---|---|---|---|"]
+    views: list[str] = []  # per-camera accuracy of the detected cue files
     for name in cases:
         n = frames or CASES[name][3]
         variants = [(cues, None, "", cues) for cues in CUE_SOURCES]
@@ -183,6 +185,10 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
             if only is not None and cues not in only:
                 continue
             s = run_case(work, name, n, override, tag, cues=cues, weights=weights, reuse=reuse, forearm=forearm)
+            if cues in ("detected", "detected_fused") and not tag:  # what the networks gave, view by view
+                seq = (_fused_capture(work, name, n, weights, forearm) if cues == "detected_fused"
+                       else _capture(work, name, n, cues, weights, forearm))
+                views.append(f"**{name}, {label}** ({n} frames):\n\n" + cue_accuracy_markdown(cue_accuracy(seq)))
             acc = s["accuracy"]["final"]
             rows.append(f"| {name} ({CASES[name][0]} cam, {CASES[name][1]}, {n} frames) | {label} | "
                         f"{acc['hand_mpjpe_mm']['mean']:.2f} ({s['accuracy']['hand_init']['hand_mpjpe_mm']['mean']:.1f}) | "
@@ -190,6 +196,7 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
                         f"{acc['object_adds_mm']['mean']:.2f} | {s['flagged_frames']} | {s['seconds_per_frame']:.2f} |")
             print(rows[-1], flush=True)
     if only is not None:
+        print("\n\n".join(views))
         return
     body = ((f"{note}\n\n" if note else "")
             + f"Machine: {machine_description()}. The cases of section annotate"
@@ -208,7 +215,11 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
             "generator's ground truth, means over frames. Command: `python benchmarks/annotate.py --compare-cues "
             f"--cases {','.join(cases)}{f' --frames {frames}' if frames else ''}{' --forearm' if forearm else ''}"
             f"{' --reuse' if reuse else ''}`.\n\n"
-            + "\n".join(rows) + "\n")
+            + "\n".join(rows) + "\n"
+            + ("\nThe detected cue files against the generator's ground truth, camera by camera "
+               "(`honnotate.evaluate.cues.cue_accuracy`): PCK@10px and median error of the keypoints of visible "
+               "joints, PCK@10px of those the detector gives for hidden joints (the annotation fits them too), "
+               "hand and object IoU of the masks over the frames.\n\n" + "\n\n".join(views) + "\n" if views else ""))
     print(body)
     write_section("annotate_cues", body)
 

@@ -191,6 +191,7 @@ def test_detect_command(capture, weights, tmp_path):
     r = runner.invoke(app, ["detect", str(seq_dir), "--weights", str(weights), "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert "wrote 4 cue files" in r.output
+    assert "cue files against ground_truth/" in r.output and "| 0 |" in r.output  # a generated capture: per-view accuracy
     r = runner.invoke(app, ["detect", str(seq_dir), "--weights", str(weights), "--device", "cpu", "--overwrite",
                             "--no-cut-wrist", "--no-tta", "--no-seg-flip", "--seg-zoom", "1,2"])
     assert r.exit_code == 0 and "wrote 4 cue files" in r.output, r.output

@@ -80,3 +80,13 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"fused the keypoints of {f.frames} frame{'s' * (f.frames != 1)} across views: replaced {f.replaced} of "
                        f"{f.keypoints} ({100 * f.replaced / max(1, f.keypoints):.1f}%)"
                        + (f"; {f.skipped} frames without every camera's keypoints left as they were" if f.skipped else ""))
+        if (sequence / "ground_truth" / "sequence_gt.npz").is_file() and not cameras:
+            from honnotate.evaluate.cues import cue_accuracy, cue_accuracy_markdown
+
+            try:  # a generated capture: how good the cue files are, view by view
+                views = cue_accuracy(sequence)
+            except (ValueError, CaptureFormatError, FileNotFoundError) as exc:
+                typer.echo(f"(no cue accuracy against ground_truth/: {exc})")
+            else:
+                typer.echo("cue files against ground_truth/ (PCK@10px of visible joints' keypoints, of those given "
+                           "for hidden joints; mask IoU):\n" + cue_accuracy_markdown(views))
