@@ -56,14 +56,15 @@ TTA_DEFAULT: tuple[tuple[float, float], ...] = ((1.0, 0.0), (1.0, -20.0), (1.0, 
 #: Smallest hand box side in metres at the hand's depth (see :class:`Detector`): 0.6 x 19 cm.
 MIN_BOX_M = 0.114
 #: Segmentation input sizes, as multiples of the trained input (:func:`seg_input_size`), whose
-#: logits are averaged (see :class:`Detector`): the trained 320x240 and 640x480, the capture's
-#: own resolution. Chosen on 20 scenes x 2 frames of seeds 9000+ and of 9500+, with a forearm
-#: (``benchmarks/perception.py --weights src/honnotate/assets/weights --seed-base 9000`` / ``9500``
-#: with ``--seg-zoom`` 1, 1,1.2, 1,1.5, 1,2 and 1,1.5,2; sets no reported figure uses), seg13:
-#: hand IoU 0.860 and 0.858 with 320x240
-#: alone, 0.869 and 0.865 adding 384x288, 0.873 and 0.873 adding 480x352, 0.879 and 0.887 adding
-#: 640x480 (0.878 and 0.880 with all three); object IoU 0.930 and 0.941 to 0.938 and 0.962.
-SEG_ZOOM_DEFAULT: tuple[float, ...] = (1.0, 2.0)
+#: logits are averaged (see :class:`Detector`): the trained input alone. The shipped seg14 is
+#: trained at 640x480, the captures' resolution; on 20 scenes x 2 frames of seeds 9000+ and of
+#: 9500+ with a forearm (sets no reported figure uses; ``runs/``-style script over the frames of
+#: ``benchmarks/perception.py --seed-base 9000`` / ``9500``) it scores hand IoU 0.882 and 0.887,
+#: object IoU 0.957 and 0.964, PCK@10px 0.907 and 0.903 at 640x480 alone, and 0.887 and 0.883,
+#: 0.952 and 0.963, 0.899 and 0.892 with 320x240 added (``(0.5, 1.0)``). seg13, trained at
+#: 320x240, with 640x480 added (``(1.0, 2.0)``, the default from 2026-12-05 06:00 to 08:40):
+#: 0.879 and 0.887, 0.938 and 0.962, 0.896 and 0.900; 320x240 alone 0.860 and 0.857.
+SEG_ZOOM_DEFAULT: tuple[float, ...] = (1.0,)
 
 
 @dataclass(frozen=True)
@@ -120,31 +121,33 @@ class Detector:
             (:attr:`forearm_class`) hand and forearm are cut as one there, so the hand ends at the
             keypoints' wrist rather than where the network put the hand's end; without the cut
             (or when the mask does not run on) the forearm is background. ``benchmarks/perception.py``
-            row "without the wrist cut": shipped weights (seg13, a forearm class), hand IoU 0.822
-            against 0.857 without and with it on its scenes with a forearm; seg11 there 0.802
+            row "without the wrist cut": shipped weights (seg14, a forearm class), hand IoU 0.850
+            against 0.898 without and with it on its scenes with a forearm (seg13 at 320x240: 0.822
+            against 0.857); seg11 there 0.802
             against 0.839 (``--seed-base 2000``: 0.753 against 0.791), without a forearm
             (``--no-forearm``) 0.876 against 0.878.
         redetect: when the wrist cut changed the hand mask, find the keypoints again in the box
             of the cut mask (one more keypoint pass there). It helped the weights of 2026-12-05
             morning (seg11, kp12: PCK@10px 0.873 to 0.892 on the benchmark's scenes with a forearm,
             0.856 to 0.878 with ``--seed-base 2000``), whose first box often held forearm taken for
-            hand; with the shipped weights (seg13, kp13), whose hand class stops nearer the wrist,
-            it does not (row "with a second keypoint pass": 0.901 to 0.892, 0.881 to 0.890, 0.882
-            to 0.868 on 40 scenes of seeds 7000+, ``--seed-base 7000 --sequences 40``; without a
-            forearm 0.907 either way and 0.890 to 0.888; with the two segmentation input sizes of
-            ``SEG_ZOOM_DEFAULT``, on its tuning sets 0.896 to 0.899 and 0.900 to 0.897), so it is
-            off by default.
+            hand; with seg13 and kp13, whose hand class stops nearer the wrist, it did not (row
+            "with a second keypoint pass": 0.901 to 0.892, 0.881 to 0.890, 0.882 to 0.868 on 40
+            scenes of seeds 7000+, ``--seed-base 7000 --sequences 40``; without a forearm 0.907
+            either way and 0.890 to 0.888), nor with the shipped seg14 on the tuning sets of
+            :data:`SEG_ZOOM_DEFAULT` (0.907 to 0.904, 0.903 to 0.897; on the reported sets 0.897 to
+            0.906, 0.865 to 0.895, 0.861 to 0.879: docs/design.md), so it is off by default.
         seg_flip: average the segmentation logits of the image and of its mirror image (flipped
             left-right: a right hand seen as a left one, which the networks before seg12 never saw
-            in training). Row "one segmentation pass": shipped weights, hand IoU 0.849 to 0.857 and
-            object IoU 0.944 to 0.945 on the benchmark's scenes with a forearm; seg11: 0.839 to
+            in training). Row "one segmentation pass": shipped weights (seg14), hand IoU 0.885 to
+            0.898 and object IoU 0.958 to 0.959 on the benchmark's scenes with a forearm; seg13 at
+            320x240: 0.849 to 0.857, 0.944 to 0.945; seg11: 0.839 to
             0.853 there, 0.791 to 0.814 with ``--seed-base 2000``, 0.791 to 0.798 on the seeds-7000
             scenes (object IoU +0.002 to +0.006). One more segmentation pass (about 25 ms on 2 cores).
         seg_zoom: segmentation input sizes as multiples of the trained input
             (:func:`seg_input_size`), their logits resized to the image and averaged
-            (:data:`SEG_ZOOM_DEFAULT`; ``(1.0,)``: the trained size alone). Row "at the trained
-            input size alone": see BENCHMARKS.md; each size is one more segmentation pass (two
-            with ``seg_flip``; 640x480 is four times the pixels of 320x240).
+            (:data:`SEG_ZOOM_DEFAULT`: the trained size alone). Row "with a half-size input
+            added": see BENCHMARKS.md; each size is one more segmentation pass (two with
+            ``seg_flip``; 640x480 is four times the pixels of 320x240).
 
     Raises:
         WeightsError: a weights file is missing, corrupt or mismatched (the message names it).
