@@ -243,7 +243,7 @@ def main() -> int:
                     help="keypoint crops as scale/degrees pairs, e.g. 1/0,0.87/0,1.15/0 (default: the Detector's; "
                          "another: only printed)")
     ap.add_argument("--seg-zoom", default=None,
-                    help="segmentation input sizes as multiples of the trained one, e.g. 1 or 1,1.2 (default: the "
+                    help="segmentation input sizes as multiples of the trained one, e.g. 0.5,1 (default: the "
                          "Detector's; another: only printed)")
     ap.add_argument("--hand-appearance", default="uniform", choices=("uniform", "anatomical"),
                     help="held-out hands of one skin tone or with palm and nails (anatomical: only printed)")

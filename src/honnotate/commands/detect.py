@@ -22,8 +22,8 @@ def register(app: typer.Typer) -> None:
         seg_flip: bool = typer.Option(True, "--seg-flip/--no-seg-flip", help="Average the segmentation of the "
                                       "image and of its mirror image (more accurate, two segmentation passes)."),
         seg_zoom: str = typer.Option("", "--seg-zoom", help="Segmentation input sizes as multiples of the "
-                                     "trained one, their logits averaged, e.g. 1 (one size, faster) or 1,1.5 "
-                                     "(default: the detector's, SEG_ZOOM_DEFAULT)."),
+                                     "trained one, their logits averaged, e.g. 0.5,1 (a half-size input added) "
+                                     "(default: the detector's SEG_ZOOM_DEFAULT, the trained size alone)."),
         cut_wrist: bool = typer.Option(True, "--cut-wrist/--no-cut-wrist", help="End a hand mask that runs on past "
                                        "the detected wrist into the forearm (the annotation's hand ends at the "
                                        "wrist; weights with a forearm class: hand and forearm as one, ended "
