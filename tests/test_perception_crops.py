@@ -237,3 +237,31 @@ def test_wrist_cut_ends_a_mask_running_into_the_forearm():
     # without the gate even the whole hand's wrist end goes: offset 0.5 axis lengths toward the elbow
     u = np.nonzero(wrist_cut(labels, kp, offset=-0.5, gate=None) == 2)[1]
     assert u.max() == 80
+
+
+def test_far_from_object_returns_the_hand_pixels_beyond_the_distance():
+    from honnotate.perception.crops import far_from_object
+
+    H, W, fx = 60, 80, 100.0
+    depth = np.full((H, W), 0.5)
+    obj = np.zeros((H, W), bool)
+    obj[20:40, 10:20] = True  # columns 10-19
+    hand = np.zeros((H, W), bool)
+    hand[20:40, 20:60] = True  # touching the object, running 40 px (20 cm at 0.5 m, fx 100) away
+    far = far_from_object(hand, obj, depth, fx, 0.10)
+    # the distance of column u to the object's nearest column 19, in metres: (u - 19) * 0.5 / 100
+    cols = np.arange(W)
+    expect = hand & ((cols - 19) * 0.5 / fx > 0.10)[None, :]
+    assert np.array_equal(far, expect) and far.sum() == 20 * 20  # columns 40-59
+    # the depth counts: the hand's far half 30 cm behind the object is far even at 10 px
+    deeper = depth.copy()
+    deeper[:, 40:] = 0.8
+    assert far_from_object(hand, obj, deeper, fx, 0.25)[:, 40:][hand[:, 40:]].all()
+    # a hand that does not touch the object (reaching for it) keeps its mask
+    apart = np.zeros((H, W), bool)
+    apart[20:40, 40:60] = True
+    assert not far_from_object(apart, obj, depth, fx, 0.05).any()
+    # no depth on the object: nothing to measure from
+    assert not far_from_object(hand, obj, np.where(obj, 0.0, depth), fx, 0.10).any()
+    with pytest.raises(ValueError, match="must match"):
+        far_from_object(hand[:10], obj, depth, fx, 0.10)

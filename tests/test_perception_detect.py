@@ -705,3 +705,18 @@ def test_segmentation_averages_the_logits_of_several_input_sizes(weights):
     for text in ("1,x", "", "0", "1,-2", "nan"):
         with pytest.raises(ValueError, match="--seg-zoom.*" + repr(text).replace("(", r"\(")):
             parse_seg_zoom(text)
+
+
+def test_object_gate_is_validated_and_runs(capture, weights):
+    from honnotate.io.sequence import open_sequence
+
+    with pytest.raises(ValueError, match="object_gate_m"):
+        Detector(weights, "cpu", object_gate_m=-0.1)
+    seq = open_sequence(capture)
+    cam, frame = seq.camera_ids[0], seq.frame_ids[0]
+    rgb, depth, fx = seq.rgb(cam, frame), seq.depth(cam, frame), float(seq.calibration(cam).K[0, 0])
+    gated = Detector(weights, "cpu", object_gate_m=0.15)(rgb, depth, fx)
+    assert gated.labels.shape == rgb.shape[:2] and set(np.unique(gated.labels)) <= {0, 1, 2}
+    # without depth the gate has nothing to measure with: the detection of the ungated detector
+    plain = Detector(weights, "cpu")(rgb)
+    assert np.array_equal(Detector(weights, "cpu", object_gate_m=0.15)(rgb).labels, plain.labels)

@@ -149,6 +149,53 @@ def floor_box_side(box: tuple[float, float, float], hand_mask: np.ndarray, depth
     return cu, cv, max(float(side), float(fx) * min_side_m / float(np.median(d)))
 
 
+def far_from_object(hand_mask: np.ndarray, object_mask: np.ndarray, depth: np.ndarray, fx: float, max_m: float, *,
+                    contact_m: float = 0.02, min_pixels: int = 20, max_points: int = 4000) -> np.ndarray:
+    """Hand pixels farther than ``max_m`` (3D, from the depth) from every object pixel.
+
+    A hand that holds an object lies within about 15 cm of it: on generated scenes 99.9% of the
+    true hand pixels are within 14.6 cm of the nearest object pixel, while three quarters of the
+    forearm's are beyond 15 cm (docs/design.md). Pixels back-project with focal length ``fx`` and
+    the principal point at the image centre (an offset of a few pixels shifts hand and object
+    points alike). Nothing is returned unless the hand touches the object (some hand pixel within
+    ``contact_m`` of it): a hand reaching for the object keeps its mask.
+
+    Args:
+        hand_mask, object_mask: (H, W) bool. depth: (H, W) metres (0 or non-finite: no
+            measurement). fx: focal length, pixels. max_m: the distance beyond which a hand pixel
+            is returned. min_pixels: fewer hand or object pixels with depth: nothing returned.
+        max_points: object points kept for the nearest-point search (evenly subsampled).
+
+    Returns:
+        (H, W) bool, True on hand pixels with depth farther than ``max_m`` from the object.
+    """
+    from scipy.spatial import cKDTree
+
+    hand_mask, object_mask = np.asarray(hand_mask, bool), np.asarray(object_mask, bool)
+    if hand_mask.shape != object_mask.shape or depth.shape != hand_mask.shape:
+        raise ValueError(f"masks {hand_mask.shape}, {object_mask.shape} and depth {depth.shape} must match")
+    out = np.zeros_like(hand_mask)
+    valid = np.isfinite(depth) & (depth > 0)
+    hv, hu = np.nonzero(hand_mask & valid)
+    ov, ou = np.nonzero(object_mask & valid)
+    if hu.size < min_pixels or ou.size < min_pixels or not max_m > 0:
+        return out
+    H, W = hand_mask.shape
+    cx, cy = (W - 1) / 2.0, (H - 1) / 2.0
+
+    def points(v, u):
+        z = depth[v, u].astype(np.float64)
+        return np.stack([(u - cx) * z / fx, (v - cy) * z / fx, z], 1)
+
+    step = max(1, ou.size // max_points)
+    dist = cKDTree(points(ov[::step], ou[::step])).query(points(hv, hu))[0]
+    if dist.min() > contact_m:
+        return out
+    far = dist > max_m
+    out[hv[far], hu[far]] = True
+    return out
+
+
 def wrist_cut(labels: np.ndarray, keypoints: np.ndarray, *, offset: float = -0.05, gate: float | None = 0.15,
               gate_fraction: float = 0.03, min_length: float = 15.0, min_confidence: float = 0.1,
               hand: int = 2) -> np.ndarray:

@@ -32,6 +32,7 @@ from honnotate.perception.crops import (
     crop_transform,
     decode_heatmaps,
     depth_channels,
+    far_from_object,
     floor_box_side,
     fuse_heatmaps,
     hand_box_candidates,
@@ -148,6 +149,10 @@ class Detector:
             (:data:`SEG_ZOOM_DEFAULT`: the trained size alone). Row "with a half-size input
             added": see BENCHMARKS.md; each size is one more segmentation pass (two with
             ``seg_flip``; 640x480 is four times the pixels of 320x240).
+        object_gate_m: with the frame's depth and focal length, hand pixels farther than this
+            many metres from every object pixel are taken for forearm (background without a
+            forearm class) before the keypoints are found, when the hand touches the object
+            (:func:`~honnotate.perception.crops.far_from_object`; 0: off, the default).
 
     Raises:
         WeightsError: a weights file is missing, corrupt or mismatched (the message names it).
@@ -157,7 +162,7 @@ class Detector:
                  keypoints: bool = True, tta: tuple[tuple[float, float], ...] = TTA_DEFAULT,
                  choose_box: bool = True, min_box_m: float = MIN_BOX_M, cut_wrist: bool = True,
                  redetect: bool = False, seg_flip: bool = True,
-                 seg_zoom: tuple[float, ...] = SEG_ZOOM_DEFAULT) -> None:
+                 seg_zoom: tuple[float, ...] = SEG_ZOOM_DEFAULT, object_gate_m: float = 0.0) -> None:
         from honnotate.perception.train import resolve_device
 
         self.tta = tuple((float(scale), float(angle)) for scale, angle in tta)
@@ -170,6 +175,9 @@ class Detector:
         self.cut_wrist = bool(cut_wrist)
         self.redetect = bool(redetect)
         self.seg_flip = bool(seg_flip)
+        if not object_gate_m >= 0:
+            raise ValueError(f"object_gate_m must be >= 0, got {object_gate_m}")
+        self.object_gate_m = float(object_gate_m)
         self.seg_zoom = tuple(float(z) for z in seg_zoom)
         if not self.seg_zoom or not all(np.isfinite(z) and z > 0 for z in self.seg_zoom):
             raise ValueError(f"seg_zoom must list input scales > 0, got {seg_zoom!r}")
@@ -300,6 +308,11 @@ class Detector:
         """Segmentation and keypoints of one (H, W, 3) uint8 RGB image (see :class:`Detection`);
         ``depth`` (H, W) metres and ``fx`` the focal length in pixels (see :meth:`keypoints`)."""
         classes = self.segment_classes(rgb)
+        if self.object_gate_m > 0 and depth is not None and fx is not None:
+            far = far_from_object(classes == 2, classes == 1, np.asarray(depth, dtype=np.float32), float(fx),
+                                  self.object_gate_m)
+            if far.any():
+                classes = np.where(far, FOREARM_CLASS if self.forearm_class else 0, classes).astype(np.uint8)
         labels = self._without_forearm(classes)
         kp, box = self.keypoints(rgb, labels, depth, fx)
         if self.cut_wrist and box is not None:
