@@ -123,6 +123,7 @@ def cue_accuracy(sequence: str | Path, *, threshold_px: float = 10.0) -> list[Vi
             if pred_lab[-1].shape != true_lab[-1].shape:
                 raise ValueError(f"{seg_file}: {pred_lab[-1].shape} pixels, the ground truth {true_lab[-1].shape}")
         pred, gt, vis = np.stack(pred_kp), np.stack(true_kp), np.stack(vis)
+        pred_lab, true_lab = np.stack(pred_lab), np.stack(true_lab)
         dist, hit = keypoint_hits(pred, gt, threshold_px)
         given_hidden = ~vis & (pred[..., 2] > 0)
         seen = dist[vis]
@@ -130,8 +131,7 @@ def cue_accuracy(sequence: str | Path, *, threshold_px: float = 10.0) -> list[Vi
             camera=cam, frames=len(seq.frame_ids), visible_joints=int(vis.sum()), pck_visible=_share(hit[vis]),
             median_px_visible=float(np.median(seen[np.isfinite(seen)])) if np.isfinite(seen).any() else float("nan"),
             hidden_joints_given=int(given_hidden.sum()), pck_hidden=_share(hit[given_hidden]),
-            hand_iou=label_iou(np.stack(pred_lab), np.stack(true_lab), HAND),
-            object_iou=label_iou(np.stack(pred_lab), np.stack(true_lab), OBJECT)))
+            hand_iou=label_iou(pred_lab, true_lab, HAND), object_iou=label_iou(pred_lab, true_lab, OBJECT)))
     return out
 
 
