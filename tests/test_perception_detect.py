@@ -548,7 +548,8 @@ def test_wrist_cut_ends_the_shipped_hand_mask_at_the_wrist(tmp_path):
     """The shipped weights (a forearm class) on a generated frame with a forearm: without the cut
     the hand is the network's hand class; with it (first keypoint pass only) the same keypoints,
     no hand pixel past the cut line, the changes only between hand and background and the new hand
-    pixels the network's forearm; with ``redetect`` a second pass detects again in the cut mask's box."""
+    pixels the network's forearm; with ``redetect`` (the default) a second pass detects again in the
+    cut mask's box and the mask is cut again at its wrist."""
     from honnotate.models.joints import FINGER_JOINTS
     from honnotate.synth.generator import SynthConfig, generate_sequence
 
@@ -557,8 +558,8 @@ def test_wrist_cut_ends_the_shipped_hand_mask_at_the_wrist(tmp_path):
                       contact_sheet=False)
     seq = open_sequence(out)
     rgb = seq.rgb("0", seq.frame_ids[0])
-    det = Detector(None, "cpu", tta=((1.0, 0.0),))
-    assert det.forearm_class and not det.redetect  # the default: one keypoint pass
+    det = Detector(None, "cpu", tta=((1.0, 0.0),), redetect=False)  # one keypoint pass, one cut
+    assert det.forearm_class
     cut = det(rgb)
     whole = Detector(None, "cpu", tta=((1.0, 0.0),), cut_wrist=False)(rgb)
     np.testing.assert_array_equal(cut.keypoints, whole.keypoints)
@@ -571,9 +572,13 @@ def test_wrist_cut_ends_the_shipped_hand_mask_at_the_wrist(tmp_path):
     w, m = cut.keypoints[0, :2], cut.keypoints[FINGER_JOINTS["middle"][0], :2]
     v, u = np.nonzero(cut.labels == 2)
     assert (((u - w[0]) * (w - m)[0] + (v - w[1]) * (w - m)[1]) / np.sum((w - m) ** 2) <= -0.05 + 1e-9).all()
-    again = Detector(None, "cpu", tta=((1.0, 0.0),), redetect=True)(rgb)
-    np.testing.assert_array_equal(again.labels, cut.labels)
+    default = Detector(None, "cpu", tta=((1.0, 0.0),))
+    assert default.redetect
+    again = default(rgb)
     assert again.box != cut.box  # the box of the cut mask, keypoints found again there
+    first, _ = det.keypoints(rgb, cut.labels)
+    np.testing.assert_array_equal(again.keypoints, first)
+    np.testing.assert_array_equal(again.labels, det.cut_at_wrist(det.segment_classes(rgb), again.keypoints))
 
 
 def test_forearm_class_ends_hand_and_forearm_together_at_the_wrist(tmp_path):

@@ -8,8 +8,8 @@ candidate box whose single crop gives the most confident keypoints: a skin-colou
 for hand must not stretch or steal the crop; then by default three crops at different rotations,
 their heatmaps averaged: test-time augmentation); keypoints are decoded from the last stage's
 heatmaps (arg-max + sub-pixel refinement) and mapped back to image pixels, with the heatmap
-peak as confidence (optionally found again in the box of the hand mask the wrist cut, below,
-changed: ``redetect``). With the frame's depth and focal length the hand box is at least 11.4 cm across
+peak as confidence; when the wrist cut (below) changes the hand mask, they are found again in the
+box of the cut mask and the mask cut again at their wrist (``redetect``). With the frame's depth and focal length the hand box is at least 11.4 cm across
 at the hand's depth (a hand mostly hidden by the object leaves a few fingertips in the mask:
 :func:`~honnotate.perception.crops.floor_box_side`). RGB-D keypoint weights (architecture ``depth=1``) also see the frame's depth
 in the crop (:func:`~honnotate.perception.crops.depth_channels`). :func:`detect_sequence` writes the cue files of a capture with the
@@ -128,15 +128,15 @@ class Detector:
             against 0.839 (``--seed-base 2000``: 0.753 against 0.791), without a forearm
             (``--no-forearm``) 0.876 against 0.878.
         redetect: when the wrist cut changed the hand mask, find the keypoints again in the box
-            of the cut mask (one more keypoint pass there). It helped the weights of 2026-12-05
-            morning (seg11, kp12: PCK@10px 0.873 to 0.892 on the benchmark's scenes with a forearm,
-            0.856 to 0.878 with ``--seed-base 2000``), whose first box often held forearm taken for
-            hand; with seg13 and kp13, whose hand class stops nearer the wrist, it did not (row
-            "with a second keypoint pass": 0.901 to 0.892, 0.881 to 0.890, 0.882 to 0.868 on 40
-            scenes of seeds 7000+, ``--seed-base 7000 --sequences 40``; without a forearm 0.907
-            either way and 0.890 to 0.888), nor with the shipped seg14 on the tuning sets of
-            :data:`SEG_ZOOM_DEFAULT` (0.907 to 0.904, 0.903 to 0.897; on the reported sets 0.897 to
-            0.906, 0.865 to 0.895, 0.861 to 0.879: docs/design.md), so it is off by default.
+            of the cut mask (one more keypoint pass there) and cut the network's hand and forearm
+            again at that pass's wrist (the default since 2026-12-05 afternoon). Chosen on two
+            tuning sets no reported figure uses (40 scenes x 2 frames each, seeds 9000+ and 9500+,
+            one-off script ``runs/``-style, docs/design.md): hand IoU 0.888 to 0.894 and 0.900 to
+            0.906, PCK@10px 0.890 to 0.890 and 0.904 to 0.903 (the pass without the second cut,
+            the option before: hand IoU unchanged); then on the reported sets hand IoU 0.898 to
+            0.903, 0.846 to 0.872 (``--seed-base 2000``), 0.846 to 0.851 (``--seed-base 7000
+            --sequences 40``), PCK@10px 0.897 to 0.906, 0.865 to 0.895, 0.861 to 0.879: the first
+            box often holds bare forearm taken for hand. Off: one keypoint pass, one cut.
         seg_flip: average the segmentation logits of the image and of its mirror image (flipped
             left-right: a right hand seen as a left one, which the networks before seg12 never saw
             in training). Row "one segmentation pass": shipped weights (seg14), hand IoU 0.885 to
@@ -161,7 +161,7 @@ class Detector:
     def __init__(self, weights_dir: str | Path | None = None, device: str | torch.device = "auto", *,
                  keypoints: bool = True, tta: tuple[tuple[float, float], ...] = TTA_DEFAULT,
                  choose_box: bool = True, min_box_m: float = MIN_BOX_M, cut_wrist: bool = True,
-                 redetect: bool = False, seg_flip: bool = True,
+                 redetect: bool = True, seg_flip: bool = True,
                  seg_zoom: tuple[float, ...] = SEG_ZOOM_DEFAULT, object_gate_m: float = 0.0) -> None:
         from honnotate.perception.train import resolve_device
 
@@ -319,8 +319,9 @@ class Detector:
             cut = self.cut_at_wrist(classes, kp)
             if self.redetect and not np.array_equal(cut == 2, labels == 2):  # the hand box of the cut mask
                 kp2, box2 = self.keypoints(rgb, cut, depth, fx)
-                if box2 is not None:
+                if box2 is not None:  # and the cut again at the second pass's wrist
                     kp, box = kp2, box2
+                    cut = self.cut_at_wrist(classes, kp)
             labels = cut
         return Detection(labels=labels, keypoints=kp, box=box)
 
