@@ -123,7 +123,7 @@ class Detector:
             keypoints' wrist rather than where the network put the hand's end; without the cut
             (or when the mask does not run on) the forearm is background. ``benchmarks/perception.py``
             row "without the wrist cut": shipped weights (seg14, a forearm class), hand IoU 0.850
-            against 0.898 without and with it on its scenes with a forearm (seg13 at 320x240: 0.822
+            against 0.903 without and with it (0.898 with one keypoint pass and one cut) on its scenes with a forearm (seg13 at 320x240: 0.822
             against 0.857); seg11 there 0.802
             against 0.839 (``--seed-base 2000``: 0.753 against 0.791), without a forearm
             (``--no-forearm``) 0.876 against 0.878.
@@ -139,8 +139,9 @@ class Detector:
             box often holds bare forearm taken for hand. Off: one keypoint pass, one cut.
         seg_flip: average the segmentation logits of the image and of its mirror image (flipped
             left-right: a right hand seen as a left one, which the networks before seg12 never saw
-            in training). Row "one segmentation pass": shipped weights (seg14), hand IoU 0.885 to
-            0.898 and object IoU 0.958 to 0.959 on the benchmark's scenes with a forearm; seg13 at
+            in training). Row "one segmentation pass": shipped weights (seg14), hand IoU 0.892 to
+            0.903 and object IoU 0.958 to 0.959 on the benchmark's scenes with a forearm (one
+            keypoint pass and cut: 0.885 to 0.898); seg13 at
             320x240: 0.849 to 0.857, 0.944 to 0.945; seg11: 0.839 to
             0.853 there, 0.791 to 0.814 with ``--seed-base 2000``, 0.791 to 0.798 on the seeds-7000
             scenes (object IoU +0.002 to +0.006). One more segmentation pass (about 25 ms on 2 cores).
