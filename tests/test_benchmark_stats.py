@@ -45,3 +45,16 @@ def test_pck_by_frame_visibility():
     assert out["at_most"] == (2 / 3, 3)  # 10 px counts as a hit (<= 10)
     empty = split(errors[:2], frame_visible[:2])
     assert np.isnan(empty["at_most"][0]) and empty["at_most"][1] == 0
+
+
+def test_parse_other_sets():
+    parse = _perception_bench().parse_sets
+    assert parse("2000:20, 7000:40,11000") == [(2000, 20), (7000, 40), (11000, 20)]
+    assert parse("") == []
+    for bad in ("2000:x", "seeds", "2000:0"):
+        try:
+            parse(bad)
+        except ValueError as exc:
+            assert "--other-sets" in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} accepted")
