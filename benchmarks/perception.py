@@ -77,8 +77,8 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
     hand_lost = dict.fromkeys(("fp_forearm", "fp_object", "fp_background", "fn_object", "fn_background"), 0)
     per_frame_iou: dict[int, list[float]] = {1: [], 2: []}
     errors, errors_gt_box, errors_plain, errors_largest, errors_nofloor, errors_firstpass, times = [], [], [], [], [], [], []
-    errors_gated, hand_gated = [], np.zeros(2)
-    hand_firstpass = np.zeros(2)  # hand intersection, union with one keypoint pass and one cut  # with the object gate: keypoint errors, hand intersection and union
+    errors_gated, hand_gated = [], np.zeros(2)  # with the object gate: keypoint errors, hand intersection and union
+    hand_firstpass = np.zeros(2)  # hand intersection, union with one keypoint pass and one cut
     frame_visible_nofloor: list[int] = []
     misses = on_other_joint = 0
     scene_of: list[int] = []  # the scene of each entry of `errors`
@@ -116,7 +116,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
                 # the network's own hand mask, before the wrist cut: what the detector's first
                 # keypoint pass crops around, so the rows below change one thing each (before
                 # 2026-12-05 they cropped around the cut mask, d.labels: a second pass in effect)
-                uncut = np.where(classes == FOREARM_CLASS, 0, classes) if det.forearm_class else classes
+                uncut = det.cue_labels(classes)
                 raw = classes == 2 if det.cut_wrist else d.labels == 2
                 kp_true = gt["keypoints2d"][t, c].astype(np.float64)
                 kp_true[:, 2] = 1.0  # every joint, hidden ones too, fully confident
@@ -230,6 +230,7 @@ def evaluate_sets(weights: Path | None, sets: list[tuple[int, int]], frames: int
     camera (made as :func:`evaluate` makes its own), hand IoU, object IoU (pixels summed), PCK@10px
     on visible joints with its scene-bootstrap interval. Whether a target holds on one set of 20-40
     scenes says little: which scenes are drawn moves these figures by several hundredths."""
+    from honnotate.evaluate.cues import keypoint_hits, label_iou
     from honnotate.io.cues import read_segmentation
     from honnotate.io.sequence import open_sequence
     from honnotate.perception.detect import Detector
@@ -238,7 +239,7 @@ def evaluate_sets(weights: Path | None, sets: list[tuple[int, int]], frames: int
     det = Detector(weights, "cpu", **{**({"tta": tta} if tta else {}), **({"seg_zoom": seg_zoom} if seg_zoom else {})})
     out_rows = []
     for seed_base, sequences in sets:
-        inter, union, hits, scene = np.zeros(3), np.zeros(3), [], []
+        pred, true, hits, scene = [], [], [], []  # label maps of every frame; hits of visible joints
         for k in range(sequences):
             out = workdir / f"set{seed_base}_{k}"
             generate_sequence(out, SynthConfig(frames=frames, cameras=1, object=OBJECTS[k % len(OBJECTS)],
@@ -248,17 +249,16 @@ def evaluate_sets(weights: Path | None, sets: list[tuple[int, int]], frames: int
             cam = seq.camera_ids[0]
             for t, frame in enumerate(seq.frame_ids):
                 d = det(seq.rgb(cam, frame), seq.depth(cam, frame), float(seq.calibration(cam).K[0, 0]))
-                labels = read_segmentation(out / "ground_truth" / "segmentation" / cam / f"{frame}.png")
-                for cls in (1, 2):
-                    inter[cls] += np.sum((d.labels == cls) & (labels == cls))
-                    union[cls] += np.sum((d.labels == cls) | (labels == cls))
+                pred.append(d.labels)
+                true.append(read_segmentation(out / "ground_truth" / "segmentation" / cam / f"{frame}.png"))
                 vis = gt[t, 0, :, 2] > 0
-                hits.extend((np.linalg.norm(d.keypoints[vis, :2] - gt[t, 0, vis, :2], axis=1) <= 10).tolist())
+                hits.extend(keypoint_hits(d.keypoints, gt[t, 0], 10.0)[1][vis].tolist())
                 scene.extend([k] * int(vis.sum()))
             shutil.rmtree(out, ignore_errors=True)
         hits_a = np.asarray(hits, dtype=bool)
-        out_rows.append({"seed_base": seed_base, "sequences": sequences, "hand_iou": inter[2] / max(union[2], 1),
-                         "object_iou": inter[1] / max(union[1], 1), "joints": int(hits_a.size),
+        pred_a, true_a = np.stack(pred), np.stack(true)
+        out_rows.append({"seed_base": seed_base, "sequences": sequences, "hand_iou": label_iou(pred_a, true_a, 2),
+                         "object_iou": label_iou(pred_a, true_a, 1), "joints": int(hits_a.size),
                          "pck10": float(hits_a.mean()) if hits_a.size else float("nan"),
                          "ci": scene_bootstrap(hits_a, np.asarray(scene, dtype=int))})
     return out_rows

@@ -200,10 +200,11 @@ class Detector:
     def segment(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (H, W) uint8 labels {0 background, 1 object, 2 hand} (the
         network's own hand mask: no wrist cut; a forearm class is background)."""
-        return self._without_forearm(self.segment_classes(rgb))
+        return self.cue_labels(self.segment_classes(rgb))
 
-    def _without_forearm(self, classes: np.ndarray) -> np.ndarray:
-        """The network's classes as cue labels {0, 1, 2}: a forearm class is background."""
+    def cue_labels(self, classes: np.ndarray) -> np.ndarray:
+        """(H, W) network classes (:meth:`segment_classes`) -> cue labels {0, 1, 2}: a forearm
+        class is background (the network's own hand mask, before any wrist cut)."""
         return np.where(classes == FOREARM_CLASS, 0, classes).astype(np.uint8) if self.forearm_class else classes
 
     @torch.no_grad()
@@ -298,7 +299,7 @@ class Detector:
         with the hand ended at the wrist of ``keypoints`` ((21, 3) u, v, confidence;
         :func:`~honnotate.perception.crops.wrist_cut`): with a forearm class, hand and forearm
         cut as one there; where nothing is cut, the hand class alone (the forearm background)."""
-        labels = self._without_forearm(classes)
+        labels = self.cue_labels(classes)
         if not self.forearm_class:
             return wrist_cut(labels, keypoints)
         skin = np.where(classes == FOREARM_CLASS, 2, classes).astype(np.uint8)
@@ -314,7 +315,7 @@ class Detector:
                                   self.object_gate_m)
             if far.any():
                 classes = np.where(far, FOREARM_CLASS if self.forearm_class else 0, classes).astype(np.uint8)
-        labels = self._without_forearm(classes)
+        labels = self.cue_labels(classes)
         kp, box = self.keypoints(rgb, labels, depth, fx)
         if self.cut_wrist and box is not None:
             cut = self.cut_at_wrist(classes, kp)
