@@ -130,8 +130,9 @@ class Detector:
         redetect: when the wrist cut changed the hand mask, find the keypoints again in the box
             of the cut mask (one more keypoint pass there) and cut the network's hand and forearm
             again at that pass's wrist (the default since 2026-12-05 afternoon). Chosen on two
-            tuning sets no reported figure uses (40 scenes x 2 frames each, seeds 9000+ and 9500+,
-            one-off script ``runs/``-style, docs/design.md): hand IoU 0.888 to 0.894 and 0.900 to
+            tuning sets no reported figure uses (40 scenes x 2 frames each, seeds 9000+ and 9500+:
+            ``benchmarks/perception.py --weights src/honnotate/assets/weights --seed-base 9000
+            --sequences 40``, its default and "without the second keypoint pass" rows): hand IoU 0.888 to 0.894 and 0.900 to
             0.906, PCK@10px 0.890 to 0.890 and 0.904 to 0.903 (the pass without the second cut,
             the option before: hand IoU unchanged); then on the reported sets hand IoU 0.898 to
             0.903, 0.846 to 0.872 (``--seed-base 2000``), 0.846 to 0.851 (``--seed-base 7000
