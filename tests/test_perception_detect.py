@@ -254,6 +254,13 @@ def test_train_command_checkpoints_and_resumes(tmp_path):
     r = runner.invoke(app, [*args, "--steps", "1", "--out", str(tmp_path / "f"), "--flip", "0.5"])
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "f" / "segmentation_config.json").read_text())["flip"] == 0.5
+    r = runner.invoke(app, [*args, "--steps", "1", "--out", str(tmp_path / "z"), "--zoom", "0.8,2"])
+    assert r.exit_code == 0, r.output
+    saved = json.loads((tmp_path / "z" / "segmentation_config.json").read_text())["synthetic"]["augment"]
+    assert saved["scale"] == [0.8, 2.0] and saved["rotation"] == 0.5  # the other augmentation defaults kept
+    for bad in ("2", "2,1", "0,1", "a,b"):
+        r = runner.invoke(app, [*args, "--steps", "1", "--out", str(tmp_path / "zb"), "--zoom", bad])
+        assert r.exit_code == 2 and "--zoom" in r.output, (bad, r.output)
     r = runner.invoke(app, ["train", "keypoints", "--out", str(tmp_path / "k"), "--flip", "0.5", "--steps", "1"])
     assert r.exit_code == 2 and "is for the segmentation task" in r.output
 
