@@ -112,7 +112,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
                     union[cls] += u
                     if u:
                         per_frame_iou[cls].append(i / u)
-                classes = det.segment_classes(rgb)
+                classes = det.segment_classes(rgb, depth)
                 # the network's own hand mask, before the wrist cut: what the detector's first
                 # keypoint pass crops around, so the rows below change one thing each (before
                 # 2026-12-05 they cropped around the cut mask, d.labels: a second pass in effect)

@@ -9,6 +9,9 @@ import torch
 from honnotate.perception.crops import (
     DEPTH_CLIP,
     DEPTH_UNIT,
+    IMAGE_DEPTH_CLIP,
+    IMAGE_DEPTH_REF,
+    IMAGE_DEPTH_UNIT,
     apply_affine,
     crop_transform,
     decode_heatmaps,
@@ -18,6 +21,7 @@ from honnotate.perception.crops import (
     hand_box_candidates,
     hand_box_from_mask,
     heatmap_targets,
+    image_depth_channels,
     invert_affine,
     warp_image,
 )
@@ -187,6 +191,19 @@ def test_depth_channels_follow_their_definition():
     assert not depth_channels(np.zeros((8, 8))).any()
     with pytest.raises(ValueError, match="must be"):
         depth_channels(np.zeros((8, 6)))
+
+
+def test_image_depth_channels_follow_their_definition():
+    """Absolute depth about 0.6 m in 0.2 m units, clipped to 0-1.6 m, 0 and invalid where
+    nothing was measured."""
+    d = np.array([[0.6, 0.8, 0.0], [0.1, 2.5, np.nan]], np.float32)
+    out = image_depth_channels(d)
+    assert out.shape == (2, 3, 2) and out.dtype == np.float32
+    np.testing.assert_allclose(out[..., 0], [[0.0, 1.0, 0.0], [-2.5, 5.0, 0.0]], atol=1e-6)
+    np.testing.assert_array_equal(out[..., 1], [[1, 1, 0], [1, 1, 0]])
+    assert (IMAGE_DEPTH_REF, IMAGE_DEPTH_UNIT, IMAGE_DEPTH_CLIP) == (0.6, 0.2, (-3.0, 5.0))
+    with pytest.raises(ValueError, match="must be"):
+        image_depth_channels(np.zeros((2, 2, 2)))
 
 
 def test_floor_box_side_widens_small_boxes_to_the_hands_metric_size():

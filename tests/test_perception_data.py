@@ -250,8 +250,8 @@ def test_depth_samples_follow_the_scene_through_the_augmentation(config):
     torch.testing.assert_close(a["heatmaps"], b["heatmaps"])
     assert set(torch.unique(a["image"][4]).tolist()) <= {0.0, 1.0} and a["image"][4].mean() > 0.3
     assert rgb.composite(0).get("depth") is None
-    with pytest.raises(ValueError, match="keypoint networks only"):
-        SyntheticComposites(config, "segmentation", depth=True)
+    seg = SyntheticComposites(config, "segmentation", depth=True)[0]  # RGB-D segmentation: full images
+    assert seg["image"].shape == (5, config.height, config.width) and set(torch.unique(seg["image"][4]).tolist()) <= {0.0, 1.0}
 
 
 def test_training_crops_take_the_box_floor_like_detection(config):

@@ -407,7 +407,7 @@ def test_shipped_weights_find_hand_object_and_joints(tmp_path):
     det = Detector(None, "cpu")
     errors = []
     for t, frame in enumerate(seq.frame_ids):
-        d = det(seq.rgb("0", frame))
+        d = det(seq.rgb("0", frame), seq.depth("0", frame))  # the shipped segmentation sees the depth
         labels = read_segmentation(out / "ground_truth" / "segmentation" / "0" / f"{frame}.png")
         for cls in (1, 2):
             iou = np.sum((d.labels == cls) & (labels == cls)) / max(np.sum((d.labels == cls) | (labels == cls)), 1)
@@ -474,6 +474,48 @@ def test_rgbd_weights_train_detect_and_need_depth(capture, tmp_path):
     summary = detect_sequence(seq_dir, w, device="cpu")
     assert summary.written == 4
     np.testing.assert_allclose(open_sequence(seq_dir).keypoints2d("0", 0), det(rgb, depth).keypoints, atol=1e-3)
+
+
+def test_rgbd_segmentation_trains_detects_and_needs_depth(capture, tmp_path):
+    """Segmentation weights with depth channels: trained from captures (the far wall drawn into
+    some frames' unmeasured background) and composites with depth, used by detect_sequence with the
+    capture's depth maps; without them it runs on a map without measurements, with a warning; a depth
+    map of another size is an error."""
+    from honnotate.perception.data import SyntheticComposites, far_wall
+    from honnotate.perception.train import TrainConfig, train
+
+    arch = {**TINY_SEG, "num_classes": 4, "depth": 1}
+    syn = CompositeConfig(width=64, height=48, objects=("sphere",), grasps_per_object=1)
+    res = train(TrainConfig(task="segmentation", steps=2, batch=2, device="cpu", arch=arch, out=str(tmp_path / "w"),
+                            synthetic=syn, data=(str(capture),), data_fraction=0.5))
+    assert np.isfinite(res.losses).all()
+    frames = SequenceFrames([capture], "segmentation", width=64, height=48, depth=True, forearm_class=True)
+    sample = frames[0]
+    assert sample["image"].shape == (5, 48, 64) and set(np.unique(sample["image"][4].numpy())) <= {0.0, 1.0}
+    assert SyntheticComposites(syn, "segmentation", depth=True)[0]["image"].shape == (5, 48, 64)
+    d = np.zeros((4, 5), np.float32)
+    d[2:, :] = 0.5
+    where = d == 0
+    walls = [far_wall(d, where, 2.0, 1.5, np.random.default_rng(s)) for s in range(40)]
+    drawn = [w for w in walls if w[where].any()]
+    assert 5 < len(drawn) < 35 and all(np.array_equal(w[~where], d[~where]) for w in walls)
+    assert all((w[where] > 0.8).all() for w in drawn)  # 0.4-1.5 m behind the nearest surface
+    w = tmp_path / "w"
+    torch.manual_seed(0)
+    save_weights(w / "keypoints.pt", "keypoints", build_network("keypoints", TINY_KP),
+                 {**default_arch("keypoints"), **TINY_KP}, {"crop_size": 32, "margin": 1.3, "stride": 4})
+    det = Detector(w, "cpu")
+    assert det.seg_needs_depth and not det.needs_depth
+    seq = open_sequence(capture)
+    rgb, depth = seq.rgb("0", 0), seq.depth("0", 0)
+    with pytest.warns(UserWarning, match="RGB-D images"):  # no depth: runs on a map without measurements
+        np.testing.assert_array_equal(det.segment_classes(rgb), det.segment_classes(rgb, np.zeros_like(depth)))
+    with pytest.raises(ValueError, match="does not match the image"):
+        det.segment_classes(rgb, depth[:-1])
+    seq_dir = _fresh_copy(capture, tmp_path)
+    summary = detect_sequence(seq_dir, w, device="cpu")
+    assert summary.written == 4
+    np.testing.assert_array_equal(np.asarray(open_sequence(seq_dir).segmentation("0", 0)), det(rgb, depth).labels)
 
 
 @pytest.fixture(scope="module")
@@ -564,28 +606,28 @@ def test_wrist_cut_ends_the_shipped_hand_mask_at_the_wrist(tmp_path):
     generate_sequence(out, SynthConfig(frames=1, cameras=1, object="mug", seed=1007, grasp="random"),
                       contact_sheet=False)
     seq = open_sequence(out)
-    rgb = seq.rgb("0", seq.frame_ids[0])
+    rgb, depth = seq.rgb("0", seq.frame_ids[0]), seq.depth("0", seq.frame_ids[0])
     det = Detector(None, "cpu", tta=((1.0, 0.0),), redetect=False)  # one keypoint pass, one cut
     assert det.forearm_class
-    cut = det(rgb)
-    whole = Detector(None, "cpu", tta=((1.0, 0.0),), cut_wrist=False)(rgb)
+    cut = det(rgb, depth)
+    whole = Detector(None, "cpu", tta=((1.0, 0.0),), cut_wrist=False)(rgb, depth)
     np.testing.assert_array_equal(cut.keypoints, whole.keypoints)
-    np.testing.assert_array_equal(whole.labels, det.segment(rgb))
+    np.testing.assert_array_equal(whole.labels, det.segment(rgb, depth))
     changed = cut.labels != whole.labels
     assert changed.sum() > 30  # this frame's hand and forearm run on past the wrist
     assert set(np.unique(cut.labels[changed])) <= {0, 2} and set(np.unique(whole.labels[changed])) <= {0, 2}
     gained = changed & (cut.labels == 2)
-    assert (det.segment_classes(rgb)[gained] == 3).all()
+    assert (det.segment_classes(rgb, depth)[gained] == 3).all()
     w, m = cut.keypoints[0, :2], cut.keypoints[FINGER_JOINTS["middle"][0], :2]
     v, u = np.nonzero(cut.labels == 2)
     assert (((u - w[0]) * (w - m)[0] + (v - w[1]) * (w - m)[1]) / np.sum((w - m) ** 2) <= -0.05 + 1e-9).all()
     default = Detector(None, "cpu", tta=((1.0, 0.0),))
     assert default.redetect
-    again = default(rgb)
+    again = default(rgb, depth)
     assert again.box != cut.box  # the box of the cut mask, keypoints found again there
     first, _ = det.keypoints(rgb, cut.labels)
     np.testing.assert_array_equal(again.keypoints, first)
-    np.testing.assert_array_equal(again.labels, det.cut_at_wrist(det.segment_classes(rgb), again.keypoints))
+    np.testing.assert_array_equal(again.labels, det.cut_at_wrist(det.segment_classes(rgb, depth), again.keypoints))
 
 
 def test_forearm_class_ends_hand_and_forearm_together_at_the_wrist(tmp_path):
@@ -611,7 +653,7 @@ def test_forearm_class_ends_hand_and_forearm_together_at_the_wrist(tmp_path):
     kp[:, :2] = (28.0, 20.0)
     kp[0] = (40.0, 20.0, 0.9)  # wrist
     kp[4] = (25.0, 20.0, 0.9)  # middle knuckle (MANO order): the hand axis points to -u, 15 px long
-    det.segment_classes = lambda rgb: classes
+    det.segment_classes = lambda rgb, depth=None: classes
     det.keypoints = lambda rgb, labels, depth=None, fx=None: (kp, (28.0, 20.0, 30.0))
     rgb = np.zeros((48, 64, 3), np.uint8)
     out = det(rgb).labels

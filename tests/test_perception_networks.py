@@ -45,7 +45,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="stem_stride"):
         build_network("segmentation", {**TINY_SEG, "stem_stride": 4})
     with pytest.raises(ValueError, match="unknown segmentation architecture keys"):
-        build_network("segmentation", {"depth": 3})
+        build_network("segmentation", {"blocks": 3})
     with pytest.raises(ValueError, match="unknown task"):
         build_network("pose")
 
@@ -322,6 +322,34 @@ def test_forearm_class_grows_without_changing_any_label():
         grow_state_dict("segmentation", small.state_dict(), TINY_SEG, {**TINY_SEG, "base": 8})
     with pytest.raises(ValueError, match="num_classes must be 3"):
         build_network("segmentation", {**TINY_SEG, "num_classes": 5})
+
+
+def test_segmentation_depth_channels_grow_as_zero_weights_and_learn():
+    """A segmentation network grown to RGB-D images (with its forearm class at once) computes what
+    it did whatever the depth channels hold, then learns from them; RGB images are refused with
+    a message naming the channels; no shrinking back to RGB; the full-resolution branch sees RGB."""
+    torch.manual_seed(6)
+    small = build_network("segmentation", TINY_SEG).eval()
+    arch = {**TINY_SEG, "num_classes": 4, "depth": 1}
+    big = build_network("segmentation", arch).eval()
+    big.load_state_dict(grow_state_dict("segmentation", small.state_dict(), TINY_SEG, arch))
+    x, d = torch.rand(2, 3, 32, 48), torch.randn(2, DEPTH_CHANNELS, 32, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(big(torch.cat([x, d], 1))[:, :3], small(x))
+    first = big.stem[0][0].weight
+    assert first.shape[1] == 3 + DEPTH_CHANNELS and not first[:, 3:].any() and big.full[0].weight.shape[1] == 3
+    big.train()
+    opt = torch.optim.SGD(big.parameters(), lr=0.5)
+    big(torch.cat([x, d], 1)).square().sum().backward()
+    opt.step()
+    assert first[:, 3:].abs().sum() > 0
+    with pytest.raises(ValueError, match=r"\(B, 5, H, W\).*depth channels"):
+        big(x)
+    with pytest.raises(ValueError, match="depth channels to an RGB network"):
+        grow_state_dict("segmentation", big.state_dict(), arch, {**TINY_SEG, "num_classes": 4})
+    with pytest.raises(ValueError, match="depth must be 0"):
+        build_network("segmentation", {**TINY_SEG, "depth": 2})
+    assert full_arch("segmentation", TINY_SEG)["depth"] == 0
 
 
 def test_context_branch_grows_as_the_identity_and_learns():

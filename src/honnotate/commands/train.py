@@ -66,7 +66,8 @@ def register(app: typer.Typer) -> None:
                                  "context=2: a stride-16 context branch; context_attention=2: global self-attention "
                                  "layers in that branch; depth=1: RGB-D keypoint crops, the capture's depth as two more "
                                  "input channels; segmentation num_classes=4: a forearm class, which the detector ends at the wrist "
-                                 "with the hand; the init network is grown to them)."),
+                                 "with the hand; segmentation depth=1: RGB-D images, the capture's depth as two more "
+                                 "input channels (detection then needs the depth maps); the init network is grown to them)."),
         write_bank: int = typer.Option(0, "--write-bank", help="Keypoints: instead of training, write this many samples "
                                        "of the data (composites and --data frames, crops augmented, before colour jitter) "
                                        "to --out as a sample bank (an interrupted bank is finished by the same command)."),

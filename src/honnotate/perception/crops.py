@@ -26,14 +26,22 @@ __all__ = [
     "decode_heatmaps",
     "fuse_heatmaps",
     "depth_channels",
+    "image_depth_channels",
     "wrist_cut",
     "DEPTH_UNIT",
     "DEPTH_CLIP",
+    "IMAGE_DEPTH_REF",
+    "IMAGE_DEPTH_UNIT",
+    "IMAGE_DEPTH_CLIP",
 ]
 
 #: Metres per unit of the relative depth channel of RGB-D keypoint crops, and its clip (units).
 DEPTH_UNIT = 0.05
 DEPTH_CLIP = 3.0
+#: Reference depth (metres), unit (metres) and clip range (units) of :func:`image_depth_channels`.
+IMAGE_DEPTH_REF = 0.6
+IMAGE_DEPTH_UNIT = 0.2
+IMAGE_DEPTH_CLIP = (-3.0, 5.0)
 
 
 def hand_box_from_mask(hand_mask: np.ndarray, *, min_pixels: int = 20,
@@ -320,6 +328,31 @@ def depth_channels(depth_crop: np.ndarray) -> np.ndarray:
     centre = d[lo:hi, lo:hi][valid[lo:hi, lo:hi]]
     ref = float(np.median(centre if centre.size else d[valid]))
     out[..., 0] = np.where(valid, np.clip((np.where(valid, d, ref) - ref) / DEPTH_UNIT, -DEPTH_CLIP, DEPTH_CLIP), 0.0)
+    out[..., 1] = valid
+    return out
+
+
+def image_depth_channels(depth: np.ndarray) -> np.ndarray:
+    """The depth input channels of an RGB-D segmentation image (architecture ``depth=1``).
+
+    Args:
+        depth: (H, W) float metres along the camera axis, 0 = no measurement (resized with
+            nearest-neighbour sampling: no values mixed across depth edges).
+
+    Returns:
+        (H, W, 2) float32: ``(depth - IMAGE_DEPTH_REF) / IMAGE_DEPTH_UNIT`` (0.6 m and 0.2 m:
+        hands within reach of a capture's cameras), clipped to ``IMAGE_DEPTH_CLIP`` (0 to 1.6 m)
+        and 0 where there is no measurement; and the validity (1 measured, 0 not). Unlike a
+        keypoint crop's (:func:`depth_channels`) there is no reference depth to centre on: the
+        values are absolute.
+    """
+    d = np.asarray(depth, dtype=np.float32)
+    if d.ndim != 2:
+        raise ValueError(f"depth map must be (H, W), got {d.shape}")
+    valid = np.isfinite(d) & (d > 0)
+    out = np.zeros(d.shape + (2,), np.float32)
+    out[..., 0] = np.where(valid, np.clip((np.where(valid, d, IMAGE_DEPTH_REF) - IMAGE_DEPTH_REF) / IMAGE_DEPTH_UNIT,
+                                          *IMAGE_DEPTH_CLIP), 0.0)
     out[..., 1] = valid
     return out
 

@@ -48,6 +48,7 @@ from honnotate.perception.crops import (
     floor_box_side,
     hand_box_from_mask,
     heatmap_targets,
+    image_depth_channels,
     warp_image,
 )
 
@@ -429,7 +430,8 @@ def to_sample(task: str, image: np.ndarray, labels: np.ndarray, keypoints: np.nd
     the two depth channels after RGB, (5, S, S). Returns None for a keypoint sample without hand pixels.
     """
     if task == "segmentation":
-        return {"image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
+        img = image if depth is None else np.concatenate([image, image_depth_channels(depth)], 2)
+        return {"image": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)),
                 "labels": torch.from_numpy(labels.astype(np.int64))}
     if keypoints is None:
         raise ValueError("keypoint samples need keypoints")
@@ -476,8 +478,6 @@ class SyntheticComposites(Dataset):
                  *, depth: bool = False, crop_colour: bool = True, forearm_class: bool = False) -> None:
         _check_task(task)
         self.forearm_class = bool(forearm_class)
-        if depth and task != "keypoints":
-            raise ValueError("depth channels are an input of keypoint networks only")
         self.config = config
         self.task = task
         self.length = int(length)
@@ -709,13 +709,7 @@ class SyntheticComposites(Dataset):
         indoors see one, the generated ones see nothing), through the sensor noise model."""
         from honnotate.synth.noise import DepthNoiseConfig, depth_noise
 
-        d = np.where(rendered, depth, 0.0)
-        if rng.random() < 0.5:
-            H, W = d.shape
-            far = float(d[rendered].min() if rendered.any() else 0.5) + rng.uniform(0.4, 1.5)
-            gu, gv = rng.uniform(-0.3, 0.3, 2) * far / max(W, H)
-            vv, uu = np.mgrid[0:H, 0:W]
-            d = np.where(rendered, d, far + gu * (uu - cx) + gv * (vv - cy))
+        d = far_wall(np.where(rendered, depth, 0.0), ~rendered, cx, cy, rng)
         return depth_noise(d.astype(np.float32), f, f, cx, cy, DepthNoiseConfig(), rng)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
@@ -818,8 +812,6 @@ class SequenceFrames(Dataset):
         if forearm_class and task != "segmentation":
             raise ValueError("the forearm class is an output of segmentation networks only")
         self.forearm_class = bool(forearm_class)
-        if depth and task != "keypoints":
-            raise ValueError("depth channels are an input of keypoint networks only")
         self.depth = bool(depth)
         self.crop_colour = bool(crop_colour)
         self.task, self.width, self.height = task, int(width), int(height)
@@ -908,12 +900,34 @@ class SequenceFrames(Dataset):
                 A = np.concatenate([B[:, :2] @ A[:, :2], B[:, :2] @ A[:, 2:] + B[:, 2:]], 1)
         img = warp_image(image, A, size)
         lab = warp_image(labels, A, size, nearest=True)
+        if depth is not None and self.task == "segmentation":
+            if self.augment.enabled:  # half the frames: a far wall where the background has no measurement
+                K = seq.calibration(cam).K
+                depth = far_wall(depth, (labels == 0) & ~(depth > 0), float(K[0, 2]), float(K[1, 2]),
+                                 np.random.default_rng([self.seed, index, 9]))
+            depth = warp_image(depth, A, size, nearest=True, border="constant")
         if self.task == "keypoints":  # the colour jitter on the crop, as the composites' keypoint samples
             out = to_sample(self.task, img, lab, kp, self.crop, rng if self.augment.enabled else None, depth, floor)
             return _finish_crop(out, rng, self.augment, W, self.crop_colour) if out is not None and self.augment.enabled else out
         if self.augment.enabled:
             img = color_jitter(img, rng, self.augment)
-        return to_sample(self.task, img, lab, kp, self.crop, rng if self.augment.enabled else None)
+        return to_sample(self.task, img, lab, kp, self.crop, rng if self.augment.enabled else None, depth)
+
+
+def far_wall(depth: np.ndarray, where: np.ndarray, cx: float, cy: float, rng: np.random.Generator,
+             prob: float = 0.5) -> np.ndarray:
+    """``depth`` (H, W) metres with, for ``prob`` of the draws, a far wall at the pixels ``where``
+    (H, W) bool: a plane 0.4-1.5 m behind the nearest measured surface, tilted (captures indoors
+    see one; the generated ones see nothing behind their table). Else ``depth`` unchanged."""
+    if rng.random() >= prob:
+        return depth
+    d = np.asarray(depth, dtype=np.float32)
+    H, W = d.shape
+    measured = d[d > 0]
+    far = float(measured.min() if measured.size else 0.5) + rng.uniform(0.4, 1.5)
+    gu, gv = rng.uniform(-0.3, 0.3, 2) * far / max(W, H)
+    vv, uu = np.mgrid[0:H, 0:W]
+    return np.where(where, far + gu * (uu - cx) + gv * (vv - cy), d).astype(np.float32)
 
 
 def _check_forearm_masks(seq) -> bool:

@@ -12,7 +12,8 @@ peak as confidence; when the wrist cut (below) changes the hand mask, they are f
 box of the cut mask and the mask cut again at their wrist (``redetect``). With the frame's depth and focal length the hand box is at least 11.4 cm across
 at the hand's depth (a hand mostly hidden by the object leaves a few fingertips in the mask:
 :func:`~honnotate.perception.crops.floor_box_side`). RGB-D keypoint weights (architecture ``depth=1``) also see the frame's depth
-in the crop (:func:`~honnotate.perception.crops.depth_channels`). :func:`detect_sequence` writes the cue files of a capture with the
+in the crop (:func:`~honnotate.perception.crops.depth_channels`); RGB-D segmentation weights (the
+shipped seg18) the frame's depth map (:func:`~honnotate.perception.crops.image_depth_channels`). :func:`detect_sequence` writes the cue files of a capture with the
 :mod:`honnotate.io.cues` writers, so detections and external detectors' cues read the same;
 with three or more calibrated cameras it then makes each frame's keypoints agree across them
 (:mod:`honnotate.perception.multiview`; ``fuse_views``).
@@ -37,6 +38,7 @@ from honnotate.perception.crops import (
     fuse_heatmaps,
     hand_box_candidates,
     hand_box_from_mask,
+    image_depth_channels,
     invert_affine,
     warp_image,
     wrist_cut,
@@ -57,7 +59,7 @@ TTA_DEFAULT: tuple[tuple[float, float], ...] = ((1.0, 0.0), (1.0, -20.0), (1.0, 
 #: Smallest hand box side in metres at the hand's depth (see :class:`Detector`): 0.6 x 19 cm.
 MIN_BOX_M = 0.114
 #: Segmentation input sizes, as multiples of the trained input (:func:`seg_input_size`), whose
-#: logits are averaged (see :class:`Detector`): the trained input alone. The shipped seg14 is
+#: logits are averaged (see :class:`Detector`): the trained input alone. seg14 (shipped until seg18, its RGB-D growth) is
 #: trained at 640x480, the captures' resolution; on 20 scenes x 2 frames of seeds 9000+ and of
 #: 9500+ with a forearm (sets no reported figure uses; ``runs/``-style script over the frames of
 #: ``benchmarks/perception.py --seed-base 9000`` / ``9500``) it scores hand IoU 0.882 and 0.887,
@@ -140,7 +142,7 @@ class Detector:
             box often holds bare forearm taken for hand. Off: one keypoint pass, one cut.
         seg_flip: average the segmentation logits of the image and of its mirror image (flipped
             left-right: a right hand seen as a left one, which the networks before seg12 never saw
-            in training). Row "one segmentation pass": shipped weights (seg14), hand IoU 0.892 to
+            in training). Row "one segmentation pass": seg14, hand IoU 0.892 to
             0.903 and object IoU 0.958 to 0.959 on the benchmark's scenes with a forearm (one
             keypoint pass and cut: 0.885 to 0.898); seg13 at
             320x240: 0.849 to 0.857, 0.944 to 0.945; seg11: 0.839 to
@@ -188,6 +190,9 @@ class Detector:
         self.seg_size = (int(self.seg_info["input"]["width"]), int(self.seg_info["input"]["height"]))
         #: (width, height) of each segmentation input (``seg_zoom`` x the trained input, down to multiples of 16)
         self.seg_sizes = tuple(seg_input_size(self.seg_size, z) for z in self.seg_zoom)
+        #: the segmentation network takes RGB-D images (architecture ``depth=1``: ``segment_classes`` needs the depth)
+        self.seg_needs_depth = bool(full_arch("segmentation", self.seg_info.get("arch"))["depth"])
+        self._warned_no_depth = False
         #: the segmentation network has a forearm class (architecture ``num_classes=4``)
         self.forearm_class = full_arch("segmentation", self.seg_info.get("arch"))["num_classes"] > NUM_CLASSES
         self.kp, self.kp_info, self.crop_size, self.margin = None, {}, 0, 0.0
@@ -198,10 +203,11 @@ class Detector:
         #: the keypoint network takes RGB-D crops (``keypoints()`` then needs the depth map)
         self.needs_depth = bool(self.kp is not None and full_arch("keypoints", self.kp_info.get("arch"))["depth"])
 
-    def segment(self, rgb: np.ndarray) -> np.ndarray:
+    def segment(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (H, W) uint8 labels {0 background, 1 object, 2 hand} (the
-        network's own hand mask: no wrist cut; a forearm class is background)."""
-        return self.cue_labels(self.segment_classes(rgb))
+        network's own hand mask: no wrist cut; a forearm class is background); ``depth`` as
+        for :meth:`segment_classes`."""
+        return self.cue_labels(self.segment_classes(rgb, depth))
 
     def cue_labels(self, classes: np.ndarray) -> np.ndarray:
         """(H, W) network classes (:meth:`segment_classes`) -> cue labels {0, 1, 2}: a forearm
@@ -209,19 +215,41 @@ class Detector:
         return np.where(classes == FOREARM_CLASS, 0, classes).astype(np.uint8) if self.forearm_class else classes
 
     @torch.no_grad()
-    def segment_classes(self, rgb: np.ndarray) -> np.ndarray:
+    def segment_classes(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (H, W) uint8 labels of the network's classes: {0 background,
         1 object, 2 hand}, and 3 forearm when it has that class (:attr:`forearm_class`); the
         arg-max of the logits, resized to (H, W), averaged over the input sizes (``seg_zoom``)
-        and over the image and its mirror image (``seg_flip``)."""
+        and over the image and its mirror image (``seg_flip``). ``depth``: (H, W) metres, 0 = no
+        measurement, the input of an RGB-D segmentation network (:attr:`seg_needs_depth`; without
+        one it runs on a map with no measurement, with a warning, once per detector: the shipped
+        seg18 then scores hand IoU 0.873 and 0.894, object IoU 0.944 and 0.965 on the tuning sets
+        of seeds 9000+ and 9500+, against 0.916 and 0.918, 0.974 and 0.978 with the depth), and
+        ignored by an RGB one. ValueError: a depth map of another size than the image."""
+        import cv2
         from torch.nn.functional import interpolate
 
         rgb = _check_rgb(rgb)
         H, W = rgb.shape[:2]
+        if self.seg_needs_depth:
+            if depth is None:
+                if not self._warned_no_depth:
+                    import warnings
+
+                    warnings.warn("the segmentation network takes RGB-D images (architecture depth=1) and got no depth "
+                                  "map: it runs without depth measurements, less accurately (pass the frame's depth map, "
+                                  "registered to the colour image)", stacklevel=3)
+                    self._warned_no_depth = True
+                depth = np.zeros((H, W), np.float32)
+            depth = np.asarray(depth, dtype=np.float32)
+            if depth.shape != (H, W):
+                raise ValueError(f"depth map {depth.shape} does not match the image {(H, W)}")
         image = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float() / 255.0
         total = None
         for size in self.seg_sizes:
             x = interpolate(image, size=size[::-1], mode="bilinear", align_corners=False, antialias=True)
+            if self.seg_needs_depth:  # nearest-neighbour: no values mixed across depth edges
+                d = image_depth_channels(cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST))
+                x = torch.cat([x, torch.from_numpy(d).to(x).permute(2, 0, 1)[None]], 1)
             if self.seg_flip:  # one batch: the image and its mirror image
                 both = self.seg(torch.cat([x, x.flip(-1)]))
                 logits = 0.5 * (both[:1] + both[1:].flip(-1))
@@ -310,7 +338,7 @@ class Detector:
     def __call__(self, rgb: np.ndarray, depth: np.ndarray | None = None, fx: float | None = None) -> Detection:
         """Segmentation and keypoints of one (H, W, 3) uint8 RGB image (see :class:`Detection`);
         ``depth`` (H, W) metres and ``fx`` the focal length in pixels (see :meth:`keypoints`)."""
-        classes = self.segment_classes(rgb)
+        classes = self.segment_classes(rgb, depth)
         if self.object_gate_m > 0 and depth is not None and fx is not None:
             far = far_from_object(classes == 2, classes == 1, np.asarray(depth, dtype=np.float32), float(fx),
                                   self.object_gate_m)
@@ -410,7 +438,8 @@ def detect_sequence(sequence: str | Path, weights_dir: str | Path | None = None,
             rgb = seq.rgb(cam, frame)
             depth = seq.depth(cam, frame) if det.needs_depth or seq.path("depth", cam, frame) is not None else None
             if depth is not None and depth.shape != rgb.shape[:2] and not det.needs_depth:
-                depth = None  # not registered to the colour image: no box floor (RGB-D weights raise)
+                depth = None  # not registered to the colour image: no box floor, segmentation without depth
+                # (RGB-D keypoint weights raise)
             calib = _calibration(seq, cam) if depth is not None else None
             d = det(rgb, depth, float(calib.K[0, 0]) if calib is not None else None)
             seconds += time.perf_counter() - t0

@@ -12,7 +12,9 @@
 
 Both take images ``(B, 3, H, W) float32`` in [0, 1] (RGB), any device; the normalisation is
 inside the network. A keypoint network with ``depth=1`` takes RGB-D crops ``(B, 5, S, S)``: RGB,
-then the depth channels of :func:`~honnotate.perception.crops.depth_channels`. Architectures are described by plain dicts (saved in the weights files),
+then the depth channels of :func:`~honnotate.perception.crops.depth_channels`; a segmentation
+network with ``depth=1`` RGB-D images ``(B, 5, H, W)``, the depth channels of
+:func:`~honnotate.perception.crops.image_depth_channels`. Architectures are described by plain dicts (saved in the weights files),
 built by :func:`build_network`.
 """
 
@@ -106,11 +108,18 @@ class SegmentationNet(nn.Module):
         num_classes: output classes (3: background, object, hand; 4: and forearm).
         stem_stride: 1 (U-Net at full resolution) or 2. refine_channels: width of the
             full-resolution branch (stem_stride 2 only).
+        depth: 1: RGB-D images, :data:`DEPTH_CHANNELS` more input channels after RGB (the
+            capture's depth map through :func:`~honnotate.perception.crops.image_depth_channels`),
+            seen by the U-Net's stem (the full-resolution branch sees RGB only); 0: RGB only.
     """
 
     def __init__(self, base: int = 16, levels: int = 4, max_channels: int = 96,
-                 num_classes: int = NUM_CLASSES, stem_stride: int = 1, refine_channels: int = 8) -> None:
+                 num_classes: int = NUM_CLASSES, stem_stride: int = 1, refine_channels: int = 8,
+                 depth: int = 0) -> None:
         super().__init__()
+        if depth not in (0, 1):
+            raise ValueError(f"depth must be 0 (RGB images) or 1 (RGB-D images), got {depth}")
+        self.in_channels = 3 + DEPTH_CHANNELS * int(depth)
         if num_classes not in (NUM_CLASSES, NUM_CLASSES + 1):
             raise ValueError(f"num_classes must be 3 (background, object, hand) or 4 (and forearm), got {num_classes}")
         if stem_stride not in (1, 2):
@@ -119,7 +128,7 @@ class SegmentationNet(nn.Module):
         self.stem_stride = stem_stride
         self.normalize = _Normalize()
         ch = [min(base * 2 ** k, max_channels) for k in range(levels + 1)]
-        self.stem = nn.Sequential(_conv(3, ch[0], stride=stem_stride), _conv(ch[0], ch[0]))
+        self.stem = nn.Sequential(_conv(self.in_channels, ch[0], stride=stem_stride), _conv(ch[0], ch[0]))
         self.down = nn.ModuleList(nn.Sequential(_conv(ch[k], ch[k + 1], stride=2), _conv(ch[k + 1], ch[k + 1]))
                                   for k in range(levels))
         self.bottleneck = nn.Sequential(_Residual(ch[-1], 2), _Residual(ch[-1], 4))
@@ -135,8 +144,9 @@ class SegmentationNet(nn.Module):
             self.head = nn.Conv2d(ch[0], num_classes, 1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) float RGB in [0, 1] -> (B, num_classes, H, W) logits."""
-        _check_image(image, self.stem_stride * 2 ** self.levels)
+        """(B, C, H, W) float RGB in [0, 1] (C = 3; 5 with ``depth``: then the depth channels)
+        -> (B, num_classes, H, W) logits."""
+        _check_image(image, self.stem_stride * 2 ** self.levels, self.in_channels)
         z = self.normalize(image)
         x = self.stem(z)
         skips = [x]
@@ -150,7 +160,7 @@ class SegmentationNet(nn.Module):
             x = block(torch.cat([x, skip], 1))
         if self.stem_stride == 2:
             x = nn.functional.interpolate(x, size=image.shape[-2:], mode="bilinear", align_corners=False)
-            x = self.refine(torch.cat([x, self.full(z)], 1))
+            x = self.refine(torch.cat([x, self.full(z[:, :3])], 1))
         return self.head(x)
 
 
@@ -159,6 +169,7 @@ _BLOCK_DILATIONS = (1, 2, 4)
 #: Index of the keypoint backbone's first residual block in ``backbone`` (after three convolutions).
 _FIRST_BLOCK = 3
 _FIRST_CONV = "backbone.0.0.weight"  # (width / 2, in_channels, 3, 3)
+_SEG_FIRST_CONV = "stem.0.0.weight"  # (base, in_channels, 3, 3)
 
 
 def _positions(h: int, w: int, ch: int, like: torch.Tensor) -> torch.Tensor:
@@ -300,7 +311,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     # on CPU than at full resolution (benchmarks/perception_train.py: 0.57 vs 2.06 s per step of 8
     # images at 320x240, one thread)
     "segmentation": {"base": 16, "levels": 3, "max_channels": 64, "stem_stride": 2, "refine_channels": 8,
-                     "num_classes": NUM_CLASSES},
+                     "num_classes": NUM_CLASSES, "depth": 0},
     "keypoints": {"width": 64, "stages": 3, "stage_width": 64, "blocks": 3, "context": 0, "context_width": 128,
                   "context_attention": 0, "depth": 0},
 }
@@ -328,10 +339,10 @@ def grow_state_dict(task: str, state: dict[str, torch.Tensor], arch_from: dict[s
     network without one (any ``context_width``), attention layers added to it, depth input
     channels added to an RGB network; segmentation networks by the forearm class
     (``num_classes`` 3 to 4: its logit starts as the background's less 4, so every pixel keeps its
-    label until training moves it). The extra residual blocks and the branch get
+    label until training moves it) and by depth input channels (``depth`` 0 to 1). The extra residual blocks and the branch get
     freshly initialised convolutions and a zero scale and shift on their last normalisation, so
     each adds nothing to its input (which is >= 0 after a ReLU) until training moves that scale;
-    the first convolution's weights on the new depth channels start at zero.
+    the first convolution's weights on the new depth channels start at zero (both tasks).
 
     Raises:
         ValueError: the architectures differ otherwise (naming the keys).
@@ -341,13 +352,18 @@ def grow_state_dict(task: str, state: dict[str, torch.Tensor], arch_from: dict[s
         return dict(state)
     diff = sorted(k for k in b if a.get(k) != b[k])
     if task == "segmentation":
-        if diff != ["num_classes"] or (a["num_classes"], b["num_classes"]) != (NUM_CLASSES, NUM_CLASSES + 1):
+        classes_ok = (a["num_classes"], b["num_classes"]) in ((NUM_CLASSES, NUM_CLASSES + 1),) or "num_classes" not in diff
+        if not set(diff) <= {"num_classes", "depth"} or not classes_ok or b["depth"] < a["depth"]:
             raise ValueError(f"cannot grow a segmentation network {a} into {b} (keys {diff}): only the forearm "
-                             "class can be added (num_classes 3 to 4)")
+                             "class can be added (num_classes 3 to 4) and depth channels to an RGB network (depth 0 to 1)")
         out = dict(state)
-        w, bias = state["head.weight"], state["head.bias"]
-        out["head.weight"] = torch.cat([w, w[:1]], 0)
-        out["head.bias"] = torch.cat([bias, bias[:1] - 4.0], 0)
+        if "num_classes" in diff:
+            w, bias = state["head.weight"], state["head.bias"]
+            out["head.weight"] = torch.cat([w, w[:1]], 0)
+            out["head.bias"] = torch.cat([bias, bias[:1] - 4.0], 0)
+        if "depth" in diff:  # the stem's first convolution sees the new channels through zero weights
+            w = state[_SEG_FIRST_CONV]
+            out[_SEG_FIRST_CONV] = torch.cat([w, w.new_zeros(w.shape[0], DEPTH_CHANNELS, *w.shape[2:])], 1)
         return out
     context_ok = a["context"] == 0 or (a["context"], a["context_width"]) == (b["context"], b["context_width"])
     if (task != "keypoints" or not set(diff) <= {"blocks", "context", "context_width", "context_attention", "depth"}

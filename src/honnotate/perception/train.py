@@ -479,8 +479,8 @@ def train(config: TrainConfig, *, resume: bool = False,
 
 
 def _rgbd(cfg: TrainConfig) -> bool:
-    """The run trains an RGB-D keypoint network (architecture ``depth=1``)."""
-    return cfg.task == "keypoints" and bool(full_arch(cfg.task, cfg.arch)["depth"])
+    """The run trains an RGB-D network (architecture ``depth=1``)."""
+    return bool(full_arch(cfg.task, cfg.arch)["depth"])
 
 
 def _training_data(cfg: TrainConfig, crop_colour: bool = True) -> Dataset:
