@@ -206,7 +206,7 @@ def compare_cues(work: Path, cases: list[str], frames: int | None, weights: Path
             "detector errors, as in section annotate), `exact` (the generator's ground-truth masks, and keypoints "
             "of all 21 joints with confidence 1, hidden ones included: more than a detector can see) "
             "and `detected` (honnotate's segmentation and keypoint networks, weights "
-            f"`{weights or 'shipped'}`, run by `honnotate detect` on the capture's RGB), and the two mixes of "
+            f"`{weights or 'shipped'}`, run by `honnotate detect` on the capture's colour and depth images), and the two mixes of "
             "exact and detected cues (which network's errors cost the accuracy); multi-camera cases also "
             "with the degraded and the detected cues and the multi-view keypoint consensus off "
             "(`hand_init.consensus_px` 0; 15 px by default), and with the detected keypoints fused across views "
