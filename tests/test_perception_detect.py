@@ -516,6 +516,15 @@ def test_rgbd_segmentation_trains_detects_and_needs_depth(capture, tmp_path):
     summary = detect_sequence(seq_dir, w, device="cpu")
     assert summary.written == 4
     np.testing.assert_array_equal(np.asarray(open_sequence(seq_dir).segmentation("0", 0)), det(rgb, depth).labels)
+    # a depth map not registered to the colour image: training says which capture, camera and frame
+    from honnotate.io.images import read_depth_png, write_depth_png
+
+    bad = tmp_path / "unregistered"
+    shutil.copytree(capture, bad)
+    png = sorted((bad / "depth" / "0").iterdir())[0]
+    write_depth_png(png, read_depth_png(png)[:-2])
+    with pytest.raises(ValueError, match=r"unregistered: camera 0 frame .*not registered to the colour image"):
+        SequenceFrames([bad], "segmentation", width=64, height=48, depth=True)[0]
 
 
 @pytest.fixture(scope="module")

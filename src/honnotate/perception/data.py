@@ -885,6 +885,9 @@ class SequenceFrames(Dataset):
         seq, cam, frame = self.items[item][:3]
         if self.depth:
             depth = seq.depth(cam, frame)
+            if depth.shape != labels.shape:
+                raise ValueError(f"{seq.root}: camera {cam} frame {frame}: depth map {depth.shape} is not registered to "
+                                 f"the colour image {labels.shape}; RGB-D networks train on registered depth maps")
         if self.task == "keypoints" and self.crop.min_box_m > 0:
             floor = (depth if depth is not None else seq.depth(cam, frame), float(seq.calibration(cam).K[0, 0]))
         rng = np.random.default_rng([self.seed, index, 2])

@@ -330,6 +330,12 @@ def full_arch(task: str, arch: dict[str, Any] | None = None) -> dict[str, Any]:
     return {**default_arch(task), **(arch or {})}
 
 
+def _zero_depth_inputs(weight: torch.Tensor) -> torch.Tensor:
+    """A first convolution's (out, 3, k, k) weights with :data:`DEPTH_CHANNELS` zero input
+    channels appended: (out, 3 + DEPTH_CHANNELS, k, k)."""
+    return torch.cat([weight, weight.new_zeros(weight.shape[0], DEPTH_CHANNELS, *weight.shape[2:])], 1)
+
+
 def grow_state_dict(task: str, state: dict[str, torch.Tensor], arch_from: dict[str, Any],
                     arch_to: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The state dict of a ``task`` network of architecture ``arch_to`` that computes what the
@@ -352,7 +358,7 @@ def grow_state_dict(task: str, state: dict[str, torch.Tensor], arch_from: dict[s
         return dict(state)
     diff = sorted(k for k in b if a.get(k) != b[k])
     if task == "segmentation":
-        classes_ok = (a["num_classes"], b["num_classes"]) in ((NUM_CLASSES, NUM_CLASSES + 1),) or "num_classes" not in diff
+        classes_ok = "num_classes" not in diff or (a["num_classes"], b["num_classes"]) == (NUM_CLASSES, NUM_CLASSES + 1)
         if not set(diff) <= {"num_classes", "depth"} or not classes_ok or b["depth"] < a["depth"]:
             raise ValueError(f"cannot grow a segmentation network {a} into {b} (keys {diff}): only the forearm "
                              "class can be added (num_classes 3 to 4) and depth channels to an RGB network (depth 0 to 1)")
@@ -362,8 +368,7 @@ def grow_state_dict(task: str, state: dict[str, torch.Tensor], arch_from: dict[s
             out["head.weight"] = torch.cat([w, w[:1]], 0)
             out["head.bias"] = torch.cat([bias, bias[:1] - 4.0], 0)
         if "depth" in diff:  # the stem's first convolution sees the new channels through zero weights
-            w = state[_SEG_FIRST_CONV]
-            out[_SEG_FIRST_CONV] = torch.cat([w, w.new_zeros(w.shape[0], DEPTH_CHANNELS, *w.shape[2:])], 1)
+            out[_SEG_FIRST_CONV] = _zero_depth_inputs(state[_SEG_FIRST_CONV])
         return out
     context_ok = a["context"] == 0 or (a["context"], a["context_width"]) == (b["context"], b["context_width"])
     if (task != "keypoints" or not set(diff) <= {"blocks", "context", "context_width", "context_attention", "depth"}
@@ -376,8 +381,7 @@ def grow_state_dict(task: str, state: dict[str, torch.Tensor], arch_from: dict[s
     out = grown.state_dict()
     out.update(state)
     if b["depth"] > a["depth"]:  # the first convolution sees the new channels through zero weights
-        w = state[_FIRST_CONV]
-        out[_FIRST_CONV] = torch.cat([w, w.new_zeros(w.shape[0], DEPTH_CHANNELS, *w.shape[2:])], 1)
+        out[_FIRST_CONV] = _zero_depth_inputs(state[_FIRST_CONV])
     zero = [f"backbone.{_FIRST_BLOCK + k}.body.2" for k in range(a["blocks"], b["blocks"])]
     if a["context"] == 0 and b["context"] > 0:
         zero.append("context.up.1")
