@@ -226,7 +226,8 @@ def evaluate_fusion(weights: Path | None, sequences: int, cameras: int, workdir:
 
 
 def evaluate_sets(weights: Path | None, sets: list[tuple[int, int]], frames: int, workdir: Path,
-                  tta: tuple | None = None, seg_zoom: tuple | None = None, forearm: bool = True) -> list[dict]:
+                  tta: tuple | None = None, seg_zoom: tuple | None = None, forearm: bool = True,
+                  rgb_fallback: bool = True) -> list[dict]:
     """The detector as shipped (its defaults, no variants) on other held-out sets: for each
     ``(seed_base, sequences)`` set of ``sequences`` generated captures of ``frames`` frames x 1
     camera (made as :func:`evaluate` makes its own), hand IoU, object IoU (pixels summed), PCK@10px
@@ -234,7 +235,8 @@ def evaluate_sets(weights: Path | None, sets: list[tuple[int, int]], frames: int
     into every frame's unmeasured background (:func:`honnotate.perception.data.far_wall`: a real
     sensor sees a wall where the generated captures measure nothing, so RGB-D segmentation must
     not learn "unmeasured = background") and with no depth map at all (an RGB-only user: no depth
-    input, no hand box floor). Whether a target holds on one set of 20-40 scenes says little:
+    input, no hand box floor; ``rgb_fallback``: see :class:`~honnotate.perception.detect.Detector`).
+    Whether a target holds on one set of 20-40 scenes says little:
     which scenes are drawn moves these figures by several hundredths."""
     from honnotate.evaluate.cues import keypoint_hits, label_iou
     from honnotate.io.cues import read_segmentation
@@ -243,7 +245,8 @@ def evaluate_sets(weights: Path | None, sets: list[tuple[int, int]], frames: int
     from honnotate.perception.detect import Detector
     from honnotate.synth.generator import SynthConfig, generate_sequence
 
-    det = Detector(weights, "cpu", **{**({"tta": tta} if tta else {}), **({"seg_zoom": seg_zoom} if seg_zoom else {})})
+    det = Detector(weights, "cpu", rgb_fallback=rgb_fallback,
+                   **{**({"tta": tta} if tta else {}), **({"seg_zoom": seg_zoom} if seg_zoom else {})})
     out_rows = []
     for seed_base, sequences in sets:
         pred, true, hits, scene = [], [], [], []  # label maps of every frame; hits of visible joints
@@ -271,7 +274,7 @@ def evaluate_sets(weights: Path | None, sets: list[tuple[int, int]], frames: int
                     hit.extend(keypoint_hits(d.keypoints, gt[t, 0], 10.0)[1][vis].tolist())
             shutil.rmtree(out, ignore_errors=True)
         true_a, scene_a = np.stack(true), np.asarray(scene, dtype=int)
-        row = {"seed_base": seed_base, "sequences": sequences}
+        row = {"seed_base": seed_base, "sequences": sequences, "rgb_fallback": det.seg_rgb is not None}
         for key, (maps, hit) in (("", (pred, hits)), ("wall_", variants["wall"]), ("rgb_", variants["rgb"])):
             hits_a, pred_a = np.asarray(hit, dtype=bool), np.stack(maps)
             row.update({f"{key}hand_iou": label_iou(pred_a, true_a, 2), f"{key}object_iou": label_iou(pred_a, true_a, 1),
@@ -354,6 +357,9 @@ def main() -> int:
     ap.add_argument("--tuning-sets", default=TUNING_SETS,
                     help=f"the sets the detector's options and the shipped weights were chosen on, SEED:SEQUENCES "
                          f"pairs, reported apart in the same table (default {TUNING_SETS}; '' for none)")
+    ap.add_argument("--no-rgb-fallback", action="store_true",
+                    help="in the second table's column 'no depth map', run the RGB-D segmentation on an unmeasured "
+                         "map instead of the RGB network beside it (segmentation_rgb.pt; only printed)")
     ap.add_argument("--seg-only", action="store_true",
                     help="evaluate the segmentation network alone and only print (a training run's progress)")
     args = ap.parse_args()
@@ -386,8 +392,10 @@ def main() -> int:
             fu = None if args.seg_only or args.fusion_sequences <= 0 else evaluate_fusion(
                 args.weights, args.fusion_sequences, args.fusion_cameras, Path(tmp), args.seed_base + 500, tta,
                 not args.no_forearm)
-            others = evaluate_sets(args.weights, other_sets, args.frames, Path(tmp), tta, seg_zoom, not args.no_forearm)
-            tuning = evaluate_sets(args.weights, tuning_sets, args.frames, Path(tmp), tta, seg_zoom, not args.no_forearm)
+            others = evaluate_sets(args.weights, other_sets, args.frames, Path(tmp), tta, seg_zoom, not args.no_forearm,
+                                   not args.no_rgb_fallback)
+            tuning = evaluate_sets(args.weights, tuning_sets, args.frames, Path(tmp), tta, seg_zoom, not args.no_forearm,
+                                   not args.no_rgb_fallback)
     except WeightsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -459,6 +467,9 @@ def main() -> int:
             f"{fu['pck_fused_all']:.3f} |\n"
         )
     if others or tuning:
+        from honnotate.perception.weights import SEG_RGB_FILE
+
+        others_fallback = any(o["rgb_fallback"] for o in others + tuning)
         def set_row(o: dict, tuned: bool) -> str:
             return (f"| {o['seed_base']}+{' (tuning)' if tuned else ''} | {o['sequences']} | {o['hand_iou']:.3f} "
                     f"({ok(o['hand_iou'], 0.85)}) | {o['object_iou']:.3f} ({ok(o['object_iou'], 0.90)}) | {o['pck10']:.3f} "
@@ -474,8 +485,9 @@ def main() -> int:
             "those the detector's options and the shipped weights were chosen on: their figures flatter. The last two "
             "columns repeat the run with a far tilted wall drawn into every frame's unmeasured background "
             "(`honnotate.perception.data.far_wall`; the generated captures measure nothing behind the table, a real "
-            "sensor sees a wall) and with no depth map at all (RGB only: the segmentation network gets an unmeasured "
-            "map, no hand box floor):\n\n"
+            "sensor sees a wall) and with no depth map at all (RGB only, no hand box floor: "
+            + (f"the RGB segmentation network beside the RGB-D one, `{SEG_RGB_FILE}`, segments the frames"
+               if others_fallback else "the segmentation network gets an unmeasured map") + "):\n\n"
             "| seeds | scenes | hand IoU (>= 0.85) | object IoU (>= 0.90) | PCK@10px, visible joints (>= 0.90) | "
             "its 95% interval over scenes | far wall: hand IoU; object IoU; PCK | no depth map: hand IoU; object IoU; "
             "PCK |\n|---|---|---|---|---|---|---|---|\n"
@@ -484,7 +496,7 @@ def main() -> int:
     # BENCHMARKS.md holds the shipped weights on the default set; candidates and other sets are printed
     if args.weights is not None or args.seg_only or args.seed_base != 1000 or args.tta or args.seg_zoom \
             or args.hand_appearance != "uniform" or args.no_forearm or args.tuning_sets != TUNING_SETS \
-            or args.other_sets != OTHER_SETS:
+            or args.other_sets != OTHER_SETS or args.no_rgb_fallback:
         print(body)
         return 0
     write_section("perception", body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from dataclasses import replace
@@ -398,20 +399,25 @@ def test_shipped_weights_find_hand_object_and_joints(tmp_path):
     from honnotate.perception.weights import default_weights_dir
     from honnotate.synth.generator import SynthConfig, generate_sequence
 
-    files = [default_weights_dir() / n for n in ("segmentation.pt", "keypoints.pt")]
+    files = sorted(default_weights_dir().glob("*.pt"))
+    assert [f.name for f in files] == ["keypoints.pt", "segmentation.pt", "segmentation_rgb.pt"]
     assert sum(f.stat().st_size for f in files) <= 10e6
     out = tmp_path / "seq"
     generate_sequence(out, SynthConfig(frames=3, cameras=1, object="soup_can", seed=2024, grasp="random"))
     seq = open_sequence(out)
     gt = np.load(out / "ground_truth" / "sequence_gt.npz")
     det = Detector(None, "cpu")
+    assert det.seg_needs_depth and det.seg_rgb is not None  # and an RGB network for frames without depth
     errors = []
     for t, frame in enumerate(seq.frame_ids):
         d = det(seq.rgb("0", frame), seq.depth("0", frame))  # the shipped segmentation sees the depth
+        with pytest.warns(UserWarning, match="segmentation_rgb.pt") if t == 0 else contextlib.nullcontext():
+            rgb_only = det.segment(seq.rgb("0", frame))
         labels = read_segmentation(out / "ground_truth" / "segmentation" / "0" / f"{frame}.png")
         for cls in (1, 2):
-            iou = np.sum((d.labels == cls) & (labels == cls)) / max(np.sum((d.labels == cls) | (labels == cls)), 1)
-            assert iou > 0.6, (frame, cls, iou)
+            for pred in (d.labels, rgb_only):
+                iou = np.sum((pred == cls) & (labels == cls)) / max(np.sum((pred == cls) | (labels == cls)), 1)
+                assert iou > 0.6, (frame, cls, iou)
         kp = gt["keypoints2d"][t, 0]
         vis = gt["keypoints_visible"][t, 0] > 0
         errors.extend(np.linalg.norm(d.keypoints[vis, :2] - kp[vis, :2], axis=1))
@@ -525,6 +531,44 @@ def test_rgbd_segmentation_trains_detects_and_needs_depth(capture, tmp_path):
     write_depth_png(png, read_depth_png(png)[:-2])
     with pytest.raises(ValueError, match=r"unregistered: camera 0 frame .*not registered to the colour image"):
         SequenceFrames([bad], "segmentation", width=64, height=48, depth=True)[0]
+
+
+def test_rgb_segmentation_fallback_for_frames_without_depth(capture, tmp_path):
+    """An RGB-D segmentation folder with an RGB network of the same classes beside it
+    (segmentation_rgb.pt): frames without a depth map are segmented by that network, frames with
+    one by the RGB-D network; rgb_fallback=False or no such file: the RGB-D network on an
+    unmeasured map; a fallback that takes depth or has other classes is refused, named."""
+    import warnings
+
+    seg_arch = {**default_arch("segmentation"), **TINY_SEG, "num_classes": 4}
+    w, w_rgb = tmp_path / "w", tmp_path / "w_rgb"
+    torch.manual_seed(0)
+    save_weights(w / "segmentation.pt", "segmentation", build_network("segmentation", {**seg_arch, "depth": 1}),
+                 {**seg_arch, "depth": 1}, {"width": 64, "height": 48})
+    save_weights(w / "keypoints.pt", "keypoints", build_network("keypoints", TINY_KP),
+                 {**default_arch("keypoints"), **TINY_KP}, {"crop_size": 32, "margin": 1.3, "stride": 4})
+    torch.manual_seed(1)
+    rgb_net = build_network("segmentation", seg_arch)
+    for folder, name in ((w, "segmentation_rgb.pt"), (w_rgb, "segmentation.pt")):
+        save_weights(folder / name, "segmentation", rgb_net, seg_arch, {"width": 64, "height": 48})
+    shutil.copy(w / "keypoints.pt", w_rgb / "keypoints.pt")
+    seq = open_sequence(capture)
+    rgb, depth = seq.rgb("0", 0), seq.depth("0", 0)
+    det, plain, alone = Detector(w, "cpu"), Detector(w, "cpu", rgb_fallback=False), Detector(w_rgb, "cpu")
+    assert det.seg_rgb is not None and plain.seg_rgb is None and alone.seg_rgb is None
+    with pytest.warns(UserWarning, match="segmentation_rgb.pt"):
+        np.testing.assert_array_equal(det.segment_classes(rgb), alone.segment_classes(rgb))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per detector
+        det.segment_classes(rgb)
+    np.testing.assert_array_equal(det.segment_classes(rgb, depth), plain.segment_classes(rgb, depth))
+    with pytest.warns(UserWarning, match="without depth measurements"):
+        np.testing.assert_array_equal(plain.segment_classes(rgb), plain.segment_classes(rgb, np.zeros_like(depth)))
+    for bad_arch in ({**seg_arch, "depth": 1}, {**seg_arch, "num_classes": 3}):
+        save_weights(w / "segmentation_rgb.pt", "segmentation", build_network("segmentation", bad_arch), bad_arch,
+                     {"width": 64, "height": 48})
+        with pytest.raises(WeightsError, match=r"segmentation_rgb\.pt: the segmentation for frames without depth"):
+            Detector(w, "cpu")
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,13 @@ from honnotate.perception.crops import (
 )
 from honnotate.perception.multiview import FuseSummary, fuse_sequence_keypoints
 from honnotate.perception.networks import FOREARM_CLASS, NUM_CLASSES, full_arch
-from honnotate.perception.weights import load_weights
+from honnotate.perception.weights import (
+    SEG_RGB_FILE,
+    WEIGHTS_FILES,
+    WeightsError,
+    load_weights,
+    weights_path,
+)
 
 __all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "parse_seg_zoom", "seg_input_size", "TTA_DEFAULT", "MIN_BOX_M",
            "SEG_ZOOM_DEFAULT"]
@@ -157,6 +163,11 @@ class Detector:
             many metres from every object pixel are taken for forearm (background without a
             forearm class) before the keypoints are found, when the hand touches the object
             (:func:`~honnotate.perception.crops.far_from_object`; 0: off, the default).
+        rgb_fallback: when ``segmentation.pt`` takes RGB-D images and the folder also holds an RGB
+            network of the same classes (:data:`~honnotate.perception.weights.SEG_RGB_FILE`, as the
+            shipped weights do), frames without a depth map are segmented by that network (False,
+            or no such file: by the RGB-D network on a map without measurements). BENCHMARKS.md
+            section perception, column "no depth map".
 
     Raises:
         WeightsError: a weights file is missing, corrupt or mismatched (the message names it).
@@ -166,7 +177,8 @@ class Detector:
                  keypoints: bool = True, tta: tuple[tuple[float, float], ...] = TTA_DEFAULT,
                  choose_box: bool = True, min_box_m: float = MIN_BOX_M, cut_wrist: bool = True,
                  redetect: bool = True, seg_flip: bool = True,
-                 seg_zoom: tuple[float, ...] = SEG_ZOOM_DEFAULT, object_gate_m: float = 0.0) -> None:
+                 seg_zoom: tuple[float, ...] = SEG_ZOOM_DEFAULT, object_gate_m: float = 0.0,
+                 rgb_fallback: bool = True) -> None:
         from honnotate.perception.train import resolve_device
 
         self.tta = tuple((float(scale), float(angle)) for scale, angle in tta)
@@ -195,6 +207,18 @@ class Detector:
         self._warned_no_depth = False
         #: the segmentation network has a forearm class (architecture ``num_classes=4``)
         self.forearm_class = full_arch("segmentation", self.seg_info.get("arch"))["num_classes"] > NUM_CLASSES
+        #: the RGB segmentation network run on frames without a depth map (``rgb_fallback``), or None
+        self.seg_rgb, self.seg_rgb_info, self.seg_rgb_sizes = None, {}, ()
+        if self.seg_needs_depth and rgb_fallback and weights_path("segmentation", weights_dir, SEG_RGB_FILE).is_file():
+            self.seg_rgb, self.seg_rgb_info = load_weights("segmentation", weights_dir, device=self.device, file=SEG_RGB_FILE)
+            arch, main = (full_arch("segmentation", i.get("arch")) for i in (self.seg_rgb_info, self.seg_info))
+            if arch["depth"] or arch["num_classes"] != main["num_classes"]:
+                raise WeightsError(f"{weights_path('segmentation', weights_dir, SEG_RGB_FILE)}: the segmentation for "
+                                   f"frames without depth must be an RGB network (depth 0) with the {main['num_classes']} "
+                                   f"classes of {WEIGHTS_FILES['segmentation']}; it has depth {arch['depth']} and "
+                                   f"{arch['num_classes']} classes")
+            rgb_size = (int(self.seg_rgb_info["input"]["width"]), int(self.seg_rgb_info["input"]["height"]))
+            self.seg_rgb_sizes = tuple(seg_input_size(rgb_size, z) for z in self.seg_zoom)
         self.kp, self.kp_info, self.crop_size, self.margin = None, {}, 0, 0.0
         if keypoints:  # False: segmentation only (keypoints() then finds no hand)
             self.kp, self.kp_info = load_weights("keypoints", weights_dir, device=self.device)
@@ -221,40 +245,47 @@ class Detector:
         arg-max of the logits, resized to (H, W), averaged over the input sizes (``seg_zoom``)
         and over the image and its mirror image (``seg_flip``). ``depth``: (H, W) metres, 0 = no
         measurement, the input of an RGB-D segmentation network (:attr:`seg_needs_depth`; without
-        one it runs on a map with no measurement, with a warning, once per detector: the shipped
-        seg18 then scores hand IoU 0.873 and 0.894, object IoU 0.944 and 0.965 on the tuning sets
-        of seeds 9000+ and 9500+, against 0.916 and 0.918, 0.974 and 0.978 with the depth), and
-        ignored by an RGB one. ValueError: a depth map of another size than the image."""
+        one the RGB network :attr:`seg_rgb` segments the frame when the folder has one, else the
+        RGB-D network runs on a map with no measurement; either with a warning, once per detector;
+        BENCHMARKS.md section perception, column "no depth map"), and ignored by an RGB one.
+        ValueError: a depth map of another size than the image."""
         import cv2
         from torch.nn.functional import interpolate
 
         rgb = _check_rgb(rgb)
         H, W = rgb.shape[:2]
+        net, sizes, with_depth = self.seg, self.seg_sizes, self.seg_needs_depth
         if self.seg_needs_depth:
             if depth is None:
                 if not self._warned_no_depth:
                     import warnings
 
                     warnings.warn("the segmentation network takes RGB-D images (architecture depth=1) and got no depth "
-                                  "map: it runs without depth measurements, less accurately (pass the frame's depth map, "
-                                  "registered to the colour image)", stacklevel=3)
+                                  "map: " + (f"the RGB network ({SEG_RGB_FILE}) segments such frames, less accurately"
+                                             if self.seg_rgb is not None else "it runs without depth measurements, less "
+                                             "accurately") + " (pass the frame's depth map, registered to the colour "
+                                  "image)", stacklevel=3)
                     self._warned_no_depth = True
-                depth = np.zeros((H, W), np.float32)
-            depth = np.asarray(depth, dtype=np.float32)
-            if depth.shape != (H, W):
-                raise ValueError(f"depth map {depth.shape} does not match the image {(H, W)}")
+                if self.seg_rgb is not None:
+                    net, sizes, with_depth = self.seg_rgb, self.seg_rgb_sizes, False
+                else:
+                    depth = np.zeros((H, W), np.float32)
+            if depth is not None:
+                depth = np.asarray(depth, dtype=np.float32)
+                if depth.shape != (H, W):
+                    raise ValueError(f"depth map {depth.shape} does not match the image {(H, W)}")
         image = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float() / 255.0
         total = None
-        for size in self.seg_sizes:
+        for size in sizes:
             x = interpolate(image, size=size[::-1], mode="bilinear", align_corners=False, antialias=True)
-            if self.seg_needs_depth:  # nearest-neighbour: no values mixed across depth edges
+            if with_depth:  # nearest-neighbour: no values mixed across depth edges
                 d = image_depth_channels(cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST))
                 x = torch.cat([x, torch.from_numpy(d).to(x).permute(2, 0, 1)[None]], 1)
             if self.seg_flip:  # one batch: the image and its mirror image
-                both = self.seg(torch.cat([x, x.flip(-1)]))
+                both = net(torch.cat([x, x.flip(-1)]))
                 logits = 0.5 * (both[:1] + both[1:].flip(-1))
             else:
-                logits = self.seg(x)
+                logits = net(x)
             logits = interpolate(logits, size=(H, W), mode="bilinear", align_corners=False)
             total = logits if total is None else total + logits
         return total.argmax(1)[0].to(torch.uint8).cpu().numpy()

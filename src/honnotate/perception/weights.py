@@ -1,6 +1,7 @@
 """Weights files of the perception networks: format, atomic saving, safe loading.
 
-A weights file (``segmentation.pt`` or ``keypoints.pt``) is a ``torch.save`` of a plain dict
+A weights file (``segmentation.pt``, ``keypoints.pt``, or the optional ``segmentation_rgb.pt``:
+an RGB segmentation for frames without depth beside an RGB-D one) is a ``torch.save`` of a plain dict
 readable with ``torch.load(weights_only=True)`` (no code is unpickled)::
 
     {"format": "honnotate-perception", "version": 1, "task": "segmentation" | "keypoints",
@@ -26,6 +27,7 @@ from honnotate.perception.networks import TASKS, build_network
 __all__ = [
     "WEIGHTS_FORMAT",
     "WEIGHTS_FILES",
+    "SEG_RGB_FILE",
     "WeightsError",
     "default_weights_dir",
     "weights_path",
@@ -37,6 +39,10 @@ WEIGHTS_FORMAT = "honnotate-perception"
 _VERSION = 1
 #: File name of each task's weights inside a weights folder.
 WEIGHTS_FILES = {"segmentation": "segmentation.pt", "keypoints": "keypoints.pt"}
+#: Optional second segmentation file of a folder whose ``segmentation.pt`` takes RGB-D images: an
+#: RGB network of the same classes, run on frames without a depth map
+#: (:class:`~honnotate.perception.detect.Detector`).
+SEG_RGB_FILE = "segmentation_rgb.pt"
 
 
 class WeightsError(ValueError):
@@ -48,11 +54,12 @@ def default_weights_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "assets" / "weights"
 
 
-def weights_path(task: str, weights_dir: str | Path | None = None) -> Path:
-    """Path of ``task``'s weights file in ``weights_dir`` (default: the shipped weights)."""
+def weights_path(task: str, weights_dir: str | Path | None = None, file: str | None = None) -> Path:
+    """Path of ``task``'s weights file in ``weights_dir`` (default: the shipped weights); ``file``:
+    another file name than the task's (e.g. :data:`SEG_RGB_FILE`)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
-    return Path(weights_dir if weights_dir is not None else default_weights_dir()) / WEIGHTS_FILES[task]
+    return Path(weights_dir if weights_dir is not None else default_weights_dir()) / (file or WEIGHTS_FILES[task])
 
 
 def save_weights(path: str | Path, task: str, model: torch.nn.Module, arch: dict[str, Any],
@@ -76,14 +83,15 @@ def _train_hint(task: str, folder: Path) -> str:
             f"{WEIGHTS_FILES['keypoints']}")
 
 
-def load_weights(task: str, weights_dir: str | Path | None = None, *,
-                 device: str | torch.device | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_weights(task: str, weights_dir: str | Path | None = None, *, device: str | torch.device | None = None,
+                 file: str | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Load ``task``'s network from a weights folder, safely (``torch.load(weights_only=True)``).
 
     Args:
         task: "segmentation" or "keypoints".
         weights_dir: folder with the weights files; None: the weights shipped with the package.
         device: where to put the network (default CPU).
+        file: another file name in the folder than the task's (e.g. :data:`SEG_RGB_FILE`).
 
     Returns:
         ``(model, info)``: the network in eval mode (float32) and the file's dict without its
@@ -93,7 +101,7 @@ def load_weights(task: str, weights_dir: str | Path | None = None, *,
         WeightsError naming the file: missing (with how to train them), not a torch file or
         corrupt, another format or task, or tensors that do not match the architecture.
     """
-    path = weights_path(task, weights_dir)
+    path = weights_path(task, weights_dir, file)
     if not path.is_file():
         shipped = weights_dir is None
         where = "the shipped weights file is missing from this installation" if shipped else "no such file"
