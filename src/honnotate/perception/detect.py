@@ -202,22 +202,24 @@ class Detector:
         self.seg_size = (int(self.seg_info["input"]["width"]), int(self.seg_info["input"]["height"]))
         #: (width, height) of each segmentation input (``seg_zoom`` x the trained input, down to multiples of 16)
         self.seg_sizes = tuple(seg_input_size(self.seg_size, z) for z in self.seg_zoom)
+        seg_arch = full_arch("segmentation", self.seg_info.get("arch"))
         #: the segmentation network takes RGB-D images (architecture ``depth=1``: ``segment_classes`` needs the depth)
-        self.seg_needs_depth = bool(full_arch("segmentation", self.seg_info.get("arch"))["depth"])
+        self.seg_needs_depth = bool(seg_arch["depth"])
         self._warned_no_depth = False
         #: the segmentation network has a forearm class (architecture ``num_classes=4``)
-        self.forearm_class = full_arch("segmentation", self.seg_info.get("arch"))["num_classes"] > NUM_CLASSES
+        self.forearm_class = seg_arch["num_classes"] > NUM_CLASSES
         #: the RGB segmentation network run on frames without a depth map (``rgb_fallback``), or None
-        self.seg_rgb, self.seg_rgb_info, self.seg_rgb_sizes = None, {}, ()
-        if self.seg_needs_depth and rgb_fallback and weights_path("segmentation", weights_dir, SEG_RGB_FILE).is_file():
-            self.seg_rgb, self.seg_rgb_info = load_weights("segmentation", weights_dir, device=self.device, file=SEG_RGB_FILE)
-            arch, main = (full_arch("segmentation", i.get("arch")) for i in (self.seg_rgb_info, self.seg_info))
-            if arch["depth"] or arch["num_classes"] != main["num_classes"]:
-                raise WeightsError(f"{weights_path('segmentation', weights_dir, SEG_RGB_FILE)}: the segmentation for "
-                                   f"frames without depth must be an RGB network (depth 0) with the {main['num_classes']} "
-                                   f"classes of {WEIGHTS_FILES['segmentation']}; it has depth {arch['depth']} and "
-                                   f"{arch['num_classes']} classes")
-            rgb_size = (int(self.seg_rgb_info["input"]["width"]), int(self.seg_rgb_info["input"]["height"]))
+        self.seg_rgb, self.seg_rgb_sizes = None, ()
+        rgb_path = weights_path("segmentation", weights_dir, SEG_RGB_FILE)
+        if self.seg_needs_depth and rgb_fallback and rgb_path.is_file():
+            self.seg_rgb, rgb_info = load_weights("segmentation", weights_dir, device=self.device, file=SEG_RGB_FILE)
+            rgb_arch = full_arch("segmentation", rgb_info.get("arch"))
+            if rgb_arch["depth"] or rgb_arch["num_classes"] != seg_arch["num_classes"]:
+                raise WeightsError(f"{rgb_path}: the segmentation for frames without depth must be an RGB network "
+                                   f"(depth 0) with the {seg_arch['num_classes']} classes of "
+                                   f"{WEIGHTS_FILES['segmentation']}; it has depth {rgb_arch['depth']} and "
+                                   f"{rgb_arch['num_classes']} classes")
+            rgb_size = (int(rgb_info["input"]["width"]), int(rgb_info["input"]["height"]))
             self.seg_rgb_sizes = tuple(seg_input_size(rgb_size, z) for z in self.seg_zoom)
         self.kp, self.kp_info, self.crop_size, self.margin = None, {}, 0, 0.0
         if keypoints:  # False: segmentation only (keypoints() then finds no hand)
