@@ -388,39 +388,75 @@ def heatmap_targets(points: np.ndarray, amplitude: np.ndarray, size: int, stride
     return hm.astype(np.float32)
 
 
-def decode_heatmaps(heatmaps: torch.Tensor, stride: float) -> torch.Tensor:
-    """Keypoints from heatmaps: arg-max cell, refined to sub-pixel by a quadratic fit.
+def decode_heatmaps(heatmaps: torch.Tensor, stride: float, *, smooth: float = 0.0) -> torch.Tensor:
+    """Keypoints from heatmaps: arg-max cell, refined to sub-pixel.
 
-    The refinement fits a parabola through the peak and its two neighbours on each axis (the
-    exact maximum of a sampled Gaussian in log space; here on the values, clamped to +-0.5 cell).
+    ``smooth == 0``: a parabola through the peak and its two neighbours on each axis (the exact
+    maximum of a sampled Gaussian in log space; here on the values, clamped to +-0.5 cell).
+    ``smooth > 0``: distribution-aware decoding (DARK; Zhang et al., CVPR 2020): the heatmaps
+    are smoothed by a Gaussian of ``smooth`` cells (a network's heatmap is no clean Gaussian:
+    smoothing it by the training targets' kernel restores one), and one Newton step on the log of
+    the smoothed map, with its full 2x2 Hessian at the arg-max cell, gives the offset (clamped
+    to +-1 cell; where the Hessian is not negative definite, the per-axis parabola of the
+    smoothed log, clamped to +-0.5).
 
     Args:
         heatmaps: (B, J, h, w) float, any device.
         stride: crop pixels per heatmap cell.
+        smooth: Gaussian standard deviation in cells (0: no smoothing, per-axis fit).
 
     Returns:
-        (B, J, 3) float32: crop pixel ``u, v`` and confidence = peak value (clamped >= 0).
+        (B, J, 3) float32: crop pixel ``u, v`` and confidence = peak value of the unsmoothed
+        heatmap (clamped >= 0).
     """
     if heatmaps.ndim != 4:
         raise ValueError(f"heatmaps must be (B, J, h, w), got {tuple(heatmaps.shape)}")
+    if not smooth >= 0:
+        raise ValueError(f"smooth must be >= 0 cells, got {smooth}")
     B, J, h, w = heatmaps.shape
     hm = heatmaps.detach().float()
     flat = hm.reshape(B, J, h * w)
     peak, idx = flat.max(-1)
     iy, ix = idx // w, idx % w
-    pad = torch.nn.functional.pad(hm, (1, 1, 1, 1), mode="replicate").reshape(B, J, (h + 2) * (w + 2))
+    src = _gaussian_smooth(hm, smooth) if smooth > 0 else hm
+    pad = torch.nn.functional.pad(src, (1, 1, 1, 1), mode="replicate").reshape(B, J, (h + 2) * (w + 2))
 
     def at(dy: int, dx: int) -> torch.Tensor:
-        return pad.gather(-1, ((iy + 1 + dy) * (w + 2) + ix + 1 + dx).unsqueeze(-1)).squeeze(-1)
+        return torch.log(pad.gather(-1, ((iy + 1 + dy) * (w + 2) + ix + 1 + dx).unsqueeze(-1)).squeeze(-1)
+                         .clamp(min=1e-6 if smooth == 0 else 1e-10))
 
     # Log of the clamped values: exact for a Gaussian peak.
-    c, l, r, u, d = (torch.log(v.clamp(min=1e-6)) for v in (peak, at(0, -1), at(0, 1), at(-1, 0), at(1, 0)))
+    c, l, r, u, d = at(0, 0), at(0, -1), at(0, 1), at(-1, 0), at(1, 0)
     den_x, den_y = l - 2 * c + r, u - 2 * c + d
     off_x = torch.where(den_x < -1e-9, 0.5 * (l - r) / den_x.clamp(max=-1e-9), torch.zeros_like(c)).clamp(-0.5, 0.5)
     off_y = torch.where(den_y < -1e-9, 0.5 * (u - d) / den_y.clamp(max=-1e-9), torch.zeros_like(c)).clamp(-0.5, 0.5)
+    if smooth > 0:  # Newton step with the full Hessian where it is negative definite
+        gx, gy = 0.5 * (r - l), 0.5 * (d - u)
+        dxy = 0.25 * (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1))
+        det = den_x * den_y - dxy * dxy
+        ok = (det > 1e-12) & (den_x < 0)
+        safe = torch.where(ok, det, torch.ones_like(det))
+        nx = -(den_y * gx - dxy * gy) / safe
+        ny = -(den_x * gy - dxy * gx) / safe
+        off_x = torch.where(ok, nx.clamp(-1.0, 1.0), off_x)
+        off_y = torch.where(ok, ny.clamp(-1.0, 1.0), off_y)
     x = (ix.float() + off_x) * stride + 0.5 * (stride - 1)
     y = (iy.float() + off_y) * stride + 0.5 * (stride - 1)
     return torch.stack([x, y, peak.clamp(min=0)], -1)
+
+
+def _gaussian_smooth(hm: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(B, J, h, w) -> the same smoothed by a separable Gaussian of ``sigma`` cells (edges
+    replicated)."""
+    radius = max(1, int(np.ceil(3.0 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=hm.dtype, device=hm.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    B, J, h, w = hm.shape
+    x = hm.reshape(B * J, 1, h, w)
+    x = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (radius, radius, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    x = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1))
+    return x.reshape(B, J, h, w)
 
 
 def fuse_heatmaps(heatmaps: torch.Tensor, maps: list[np.ndarray], base: np.ndarray, stride: int, *,

@@ -53,7 +53,7 @@ from honnotate.perception.weights import (
     weights_path,
 )
 
-__all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "parse_seg_zoom", "seg_input_size", "TTA_DEFAULT", "MIN_BOX_M",
+__all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "parse_seg_zoom", "seg_input_size", "TTA_DEFAULT", "MIN_BOX_M", "DECODE_SMOOTH_PX",
            "SEG_ZOOM_DEFAULT"]
 
 #: Test-time augmentation of the keypoint network: (crop scale, rotation in degrees) of each
@@ -64,6 +64,9 @@ __all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "parse_s
 TTA_DEFAULT: tuple[tuple[float, float], ...] = ((1.0, 0.0), (1.0, -20.0), (1.0, 20.0))
 #: Smallest hand box side in metres at the hand's depth (see :class:`Detector`): 0.6 x 19 cm.
 MIN_BOX_M = 0.114
+#: Gaussian (crop pixels) smoothing the heatmaps before sub-pixel decoding (see :class:`Detector`):
+#: the training targets' kernel, ``KeypointCropConfig.sigma`` 1.2 cells x stride 4.
+DECODE_SMOOTH_PX = 4.8
 #: Segmentation input sizes, as multiples of the trained input (:func:`seg_input_size`), whose
 #: logits are averaged (see :class:`Detector`): the trained input alone. seg14 (shipped until seg18, its RGB-D growth) is
 #: trained at 640x480, the captures' resolution; on 20 scenes x 2 frames of seeds 9000+ and of
@@ -168,6 +171,13 @@ class Detector:
             shipped weights do), frames without a depth map are segmented by that network (False,
             or no such file: by the RGB-D network on a map without measurements). BENCHMARKS.md
             section perception, column "no depth map".
+        decode_smooth_px: the (fused) heatmaps are smoothed by a Gaussian of this many crop
+            pixels before the sub-pixel decoding, a Newton step on the smoothed log
+            (:func:`~honnotate.perception.crops.decode_heatmaps` with ``smooth``; DARK, Zhang et al.
+            2020); the default, :data:`DECODE_SMOOTH_PX`, is the training targets' kernel, not
+            tuned. 0: the per-axis parabola of before. On the tuning sets (kp13, one-off script
+            over the detector's dumped heatmaps, docs/design.md) PCK@10px 0.892 to 0.896 and
+            0.913 to 0.915.
 
     Raises:
         WeightsError: a weights file is missing, corrupt or mismatched (the message names it).
@@ -178,7 +188,7 @@ class Detector:
                  choose_box: bool = True, min_box_m: float = MIN_BOX_M, cut_wrist: bool = True,
                  redetect: bool = True, seg_flip: bool = True,
                  seg_zoom: tuple[float, ...] = SEG_ZOOM_DEFAULT, object_gate_m: float = 0.0,
-                 rgb_fallback: bool = True) -> None:
+                 rgb_fallback: bool = True, decode_smooth_px: float = DECODE_SMOOTH_PX) -> None:
         from honnotate.perception.train import resolve_device
 
         self.tta = tuple((float(scale), float(angle)) for scale, angle in tta)
@@ -197,6 +207,9 @@ class Detector:
         self.seg_zoom = tuple(float(z) for z in seg_zoom)
         if not self.seg_zoom or not all(np.isfinite(z) and z > 0 for z in self.seg_zoom):
             raise ValueError(f"seg_zoom must list input scales > 0, got {seg_zoom!r}")
+        if not decode_smooth_px >= 0:
+            raise ValueError(f"decode_smooth_px must be >= 0, got {decode_smooth_px}")
+        self.decode_smooth_px = float(decode_smooth_px)
         self.device = resolve_device(device)
         self.seg, self.seg_info = load_weights("segmentation", weights_dir, device=self.device)
         self.seg_size = (int(self.seg_info["input"]["width"]), int(self.seg_info["input"]["height"]))
@@ -333,7 +346,7 @@ class Detector:
         stride = self.kp.stride
         if len(maps) > 1:  # fused on a 2x finer grid of the first crop
             hm, stride = fuse_heatmaps(hm, maps, maps[0], stride, up=2)[None], stride / 2
-        kp = decode_heatmaps(hm, stride)[0].cpu().numpy().astype(np.float64)
+        kp = decode_heatmaps(hm, stride, smooth=self.decode_smooth_px / stride)[0].cpu().numpy().astype(np.float64)
         uv = apply_affine(invert_affine(maps[0]), kp[:, :2])
         conf = np.clip(kp[:, 2], 0.0, 1.0)
         return np.concatenate([uv, conf[:, None]], 1).astype(np.float32), box
