@@ -128,11 +128,11 @@ def test_tta_crops_fuse_in_the_first_crop(capture, weights):
     crop = warp_image(rgb.astype(np.float32) / 255.0, A, (plain.crop_size,) * 2, border="constant")
     with torch.no_grad():
         hm = plain.kp(torch.from_numpy(crop.transpose(2, 0, 1).copy())[None])[-1]
-    ref = decode_heatmaps(hm, plain.kp.stride, smooth=plain.decode_smooth_px / plain.kp.stride)[0].numpy()
+    ref = decode_heatmaps(hm, plain.kp.stride)[0].numpy()  # the default: the per-axis parabola
     np.testing.assert_allclose(kp[:, :2], apply_affine(invert_affine(A), ref[:, :2]), atol=1e-3)
-    raw = Detector(weights, "cpu", tta=((1.0, 0.0),), decode_smooth_px=0.0).keypoints(rgb, gt)[0]
-    ref = decode_heatmaps(hm, plain.kp.stride)[0].numpy()  # no smoothing: the per-axis parabola
-    np.testing.assert_allclose(raw[:, :2], apply_affine(invert_affine(A), ref[:, :2]), atol=1e-3)
+    dark = Detector(weights, "cpu", tta=((1.0, 0.0),), decode_smooth_px=4.8).keypoints(rgb, gt)[0]
+    ref = decode_heatmaps(hm, plain.kp.stride, smooth=4.8 / plain.kp.stride)[0].numpy()  # distribution-aware
+    np.testing.assert_allclose(dark[:, :2], apply_affine(invert_affine(A), ref[:, :2]), atol=1e-3)
     with pytest.raises(ValueError, match="decode_smooth_px"):
         Detector(weights, "cpu", decode_smooth_px=-1.0)
     cu, cv, side = box

@@ -64,8 +64,9 @@ __all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "parse_s
 TTA_DEFAULT: tuple[tuple[float, float], ...] = ((1.0, 0.0), (1.0, -20.0), (1.0, 20.0))
 #: Smallest hand box side in metres at the hand's depth (see :class:`Detector`): 0.6 x 19 cm.
 MIN_BOX_M = 0.114
-#: Gaussian (crop pixels) smoothing the heatmaps before sub-pixel decoding (see :class:`Detector`):
-#: the training targets' kernel, ``KeypointCropConfig.sigma`` 1.2 cells x stride 4.
+#: Gaussian (crop pixels) of the distribution-aware decoding, ``Detector(decode_smooth_px=...)``:
+#: the training targets' kernel, ``KeypointCropConfig.sigma`` 1.2 cells x stride 4. Off by default
+#: (see :class:`Detector`).
 DECODE_SMOOTH_PX = 4.8
 #: Segmentation input sizes, as multiples of the trained input (:func:`seg_input_size`), whose
 #: logits are averaged (see :class:`Detector`): the trained input alone. seg14 (shipped until seg18, its RGB-D growth) is
@@ -171,13 +172,16 @@ class Detector:
             shipped weights do), frames without a depth map are segmented by that network (False,
             or no such file: by the RGB-D network on a map without measurements). BENCHMARKS.md
             section perception, column "no depth map".
-        decode_smooth_px: the (fused) heatmaps are smoothed by a Gaussian of this many crop
-            pixels before the sub-pixel decoding, a Newton step on the smoothed log
+        decode_smooth_px: when > 0, the (fused) heatmaps are smoothed by a Gaussian of this many
+            crop pixels before the sub-pixel decoding, a Newton step on the smoothed log
             (:func:`~honnotate.perception.crops.decode_heatmaps` with ``smooth``; DARK, Zhang et al.
-            2020); the default, :data:`DECODE_SMOOTH_PX`, is the training targets' kernel, not
-            tuned. 0: the per-axis parabola of before. On the tuning sets (kp13, one-off script
-            over the detector's dumped heatmaps, docs/design.md) PCK@10px 0.892 to 0.896 and
-            0.913 to 0.915.
+            2020; :data:`DECODE_SMOOTH_PX` is the training targets' kernel); 0, the default: the
+            per-axis parabola. With kp13 (BENCHMARKS.md section perception, row and column
+            "distribution-aware decoding") PCK@10px gains a little, near the noise (four reported
+            held-out sets together 0.878 to 0.881, tuning sets 0.892 and 0.913 either way, 1900
+            joints of 40 generated 5-camera captures it never saw 0.863 to 0.868), and the annotation with such
+            cues moved by 1-3 mm either way (section annotate_cues' note: single 7.26 to 8.16 mm;
+            multi, each view's keypoints 12.99 to 14.23, fused 14.59 to 11.35): no gain shown, off.
 
     Raises:
         WeightsError: a weights file is missing, corrupt or mismatched (the message names it).
@@ -188,7 +192,7 @@ class Detector:
                  choose_box: bool = True, min_box_m: float = MIN_BOX_M, cut_wrist: bool = True,
                  redetect: bool = True, seg_flip: bool = True,
                  seg_zoom: tuple[float, ...] = SEG_ZOOM_DEFAULT, object_gate_m: float = 0.0,
-                 rgb_fallback: bool = True, decode_smooth_px: float = DECODE_SMOOTH_PX) -> None:
+                 rgb_fallback: bool = True, decode_smooth_px: float = 0.0) -> None:
         from honnotate.perception.train import resolve_device
 
         self.tta = tuple((float(scale), float(angle)) for scale, angle in tta)
