@@ -250,10 +250,9 @@ def evaluate_sets(weights: Path | None, sets: list[tuple[int, int]], frames: int
     from honnotate.perception.detect import DECODE_SMOOTH_PX, Detector
     from honnotate.synth.generator import SynthConfig, generate_sequence
 
-    det = Detector(weights, "cpu", rgb_fallback=rgb_fallback,
-                   **{**({"tta": tta} if tta else {}), **({"seg_zoom": seg_zoom} if seg_zoom else {})})
-    dark = Detector(weights, "cpu", rgb_fallback=rgb_fallback, decode_smooth_px=DECODE_SMOOTH_PX,
-                        **{**({"tta": tta} if tta else {}), **({"seg_zoom": seg_zoom} if seg_zoom else {})})
+    opts = {"rgb_fallback": rgb_fallback, **({"tta": tta} if tta else {}), **({"seg_zoom": seg_zoom} if seg_zoom else {})}
+    det = Detector(weights, "cpu", **opts)
+    dark = Detector(weights, "cpu", decode_smooth_px=DECODE_SMOOTH_PX, **opts)  # the distribution-aware decoding
     out_rows = []
     for seed_base, sequences in sets:
         pred, true, hits, scene = [], [], [], []  # label maps of every frame; hits of visible joints
