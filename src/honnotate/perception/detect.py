@@ -179,10 +179,10 @@ class Detector:
             per-axis parabola. With kp13 (BENCHMARKS.md section perception, row and column
             "distribution-aware decoding") PCK@10px gains a little, near the noise (four reported
             held-out sets together 0.878 to 0.881, tuning sets 0.892 and 0.913 either way, 1900
-            joints of 40 generated 5-camera captures it never saw 0.863 to 0.868, a one-off script), and the
-            annotation with such
-            cues moved by 1-3 mm either way (section annotate_cues' note: single 7.26 to 8.16 mm;
-            multi, each view's keypoints 12.99 to 14.23, fused 14.59 to 11.35): no gain shown, off.
+            joints of 40 generated 5-camera captures it never saw 0.863 to 0.868, a one-off
+            script), and the annotation with such cues moved by 1-3 mm either way (section
+            annotate_cues' note: single 7.26 to 8.16 mm; multi, each view's keypoints 12.99 to
+            14.23, fused 14.59 to 11.35): no gain shown, off.
 
     Raises:
         WeightsError: a weights file is missing, corrupt or mismatched (the message names it).
