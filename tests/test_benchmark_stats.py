@@ -58,3 +58,16 @@ def test_parse_other_sets():
             assert "--other-sets" in str(exc)
         else:
             raise AssertionError(f"{bad!r} accepted")
+
+
+def test_pck_by_box_side():
+    bench = _perception_bench()
+    hits = np.array([True, False, True, True, False, True, False])
+    side = np.array([100.0, 149.9, 150.0, 199.0, 200.0, 320.0, np.nan])
+    bins = bench.pck_by_box_side(hits, side)
+    assert bins[0] == (0.5, 2)  # under 150 px: 100 and 149.9
+    assert bins[1] == (1.0, 2)  # 150 <= side < 200
+    assert bins[2] == (0.5, 2)  # 200 and over; the frame without a box (nan) in no bin
+    assert sum(n for _, n in bins) == 6
+    assert np.isnan(bench.pck_by_box_side(hits[:1], side[:1])[2][0])
+    assert bench.box_side_text(bins) == "0.500 (2); 1.000 (2); 0.500 (2)"
