@@ -68,6 +68,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
     firstpass = None if seg_only else Detector(weights, "cpu", redetect=False, **opts)  # one keypoint pass, one cut
     gated = None if seg_only else Detector(weights, "cpu", object_gate_m=0.15, **opts)
     dark = None if seg_only else Detector(weights, "cpu", decode_smooth_px=DECODE_SMOOTH_PX, **opts)  # DARK decoding
+    first_net = None if seg_only or det.kp_fine is None else Detector(weights, "cpu", fine_keypoints=False, **opts)
     onepass = Detector(weights, "cpu", keypoints=not seg_only, **{**opts, "seg_flip": False, "seg_zoom": (1.0,)})
     halfsize = Detector(weights, "cpu", keypoints=not seg_only, **{**opts, "seg_zoom": (0.5, 1.0)})
     flip_off = np.zeros((2, 2))  # hand, object: intersection, union with one segmentation pass
@@ -83,6 +84,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
     errors, errors_gt_box, errors_plain, errors_largest, errors_nofloor, errors_firstpass, times = [], [], [], [], [], [], []
     errors_gated, hand_gated = [], np.zeros(2)  # with the object gate: keypoint errors, hand intersection and union
     errors_dark = []  # the distribution-aware decoding instead of the per-axis parabola
+    errors_first_net = []  # the first keypoint network alone (no second, finer network)
     hand_firstpass = np.zeros(2)  # hand intersection, union with one keypoint pass and one cut
     frame_visible_nofloor: list[int] = []
     misses = on_other_joint = 0
@@ -164,6 +166,9 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
                     hand_gated += [np.sum((dg.labels == 2) & (labels == 2)), np.sum((dg.labels == 2) | (labels == 2))]
                     dp = dark(rgb, depth, fx)
                     errors_dark.extend(np.linalg.norm(dp.keypoints[vis, :2] - kp_gt[vis, :2], axis=1).tolist())
+                    if first_net is not None:
+                        d1n = first_net(rgb, depth, fx)
+                        errors_first_net.extend(np.linalg.norm(d1n.keypoints[vis, :2] - kp_gt[vis, :2], axis=1).tolist())
     errors = np.asarray(errors)
     lo, hi = scene_bootstrap(errors <= 10, np.asarray(scene_of, dtype=int))
     by_vis = pck_by_frame_visibility(errors, np.asarray(frame_visible, dtype=int))
@@ -189,9 +194,11 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
         "pck10_gated": float(np.mean(np.asarray(errors_gated) <= 10)) if errors_gated else float("nan"),
         "hand_iou_gated": hand_gated[0] / max(hand_gated[1], 1),
         "pck10_dark": float(np.mean(np.asarray(errors_dark) <= 10)) if errors_dark else float("nan"),
+        "pck10_first_net": float(np.mean(np.asarray(errors_first_net) <= 10)) if errors_first_net else None,
         "pck10_nofloor_by_vis": pck_by_frame_visibility(np.asarray(errors_nofloor), np.asarray(frame_visible_nofloor, dtype=int)),
         "tta": det.tta,
         "ms_per_frame": 1e3 * float(np.median(times)), "seg_input": det.seg_sizes, "seg_input_halfsize": halfsize.seg_sizes, "seg_flip": det.seg_flip, "crop": det.crop_size,
+        "fine_crop": det.fine_crop_size,
         "train_seg": det.seg_info.get("train", {}), "train_kp": det.kp_info.get("train", {}),
     }
 
@@ -256,12 +263,14 @@ def evaluate_sets(weights: Path | None, sets: list[tuple[int, int]], frames: int
     opts = {"rgb_fallback": rgb_fallback, **({"tta": tta} if tta else {}), **({"seg_zoom": seg_zoom} if seg_zoom else {})}
     det = Detector(weights, "cpu", **opts)
     dark = Detector(weights, "cpu", decode_smooth_px=DECODE_SMOOTH_PX, **opts)  # the distribution-aware decoding
+    first_net = None if det.kp_fine is None else Detector(weights, "cpu", fine_keypoints=False, **opts)
     out_rows = []
     for seed_base, sequences in sets:
         pred, true, hits, scene = [], [], [], []  # label maps of every frame; hits of visible joints
         side = []  # the detector's hand box side of each hit's frame (pixels; nan: none)
         variants = {"wall": ([], []), "rgb": ([], [])}  # label maps, hits: far wall drawn; no depth map
         hits_dark = []  # the distribution-aware decoding (decode_smooth_px=DECODE_SMOOTH_PX)
+        hits_first = []  # the first keypoint network alone (fine_keypoints=False)
         for k in range(sequences):
             out = workdir / f"set{seed_base}_{k}"
             generate_sequence(out, SynthConfig(frames=frames, cameras=1, object=OBJECTS[k % len(OBJECTS)],
@@ -287,6 +296,9 @@ def evaluate_sets(weights: Path | None, sets: list[tuple[int, int]], frames: int
                         side.extend([float(d.box[2]) if d.box is not None else float("nan")] * int(vis.sum()))
                 d = dark(rgb, depth, fx)
                 hits_dark.extend(keypoint_hits(d.keypoints, gt[t, 0], 10.0)[1][vis].tolist())
+                if first_net is not None:
+                    d = first_net(rgb, depth, fx)
+                    hits_first.extend(keypoint_hits(d.keypoints, gt[t, 0], 10.0)[1][vis].tolist())
             shutil.rmtree(out, ignore_errors=True)
         true_a, scene_a = np.stack(true), np.asarray(scene, dtype=int)
         row = {"seed_base": seed_base, "sequences": sequences, "rgb_fallback": det.seg_rgb is not None}
@@ -297,7 +309,8 @@ def evaluate_sets(weights: Path | None, sets: list[tuple[int, int]], frames: int
             if not key:
                 row.update({"joints": int(hits_a.size), "ci": scene_bootstrap(hits_a, scene_a),
                             "by_box": pck_by_box_side(hits_a, np.asarray(side)),
-                            "dark_pck10": float(np.mean(hits_dark)) if hits_dark else float("nan")})
+                            "dark_pck10": float(np.mean(hits_dark)) if hits_dark else float("nan"),
+                            "first_net_pck10": float(np.mean(hits_first)) if hits_first else None})
         out_rows.append(row)
     return out_rows
 
@@ -424,7 +437,7 @@ def main() -> int:
     except ValueError as exc:
         ap.error(str(exc))
     torch.set_num_threads(args.threads)
-    from honnotate.perception.weights import WeightsError
+    from honnotate.perception.weights import KP_FINE_FILE, WeightsError
 
     try:
         with tempfile.TemporaryDirectory(prefix="honnotate-perception-bench-") as tmp:
@@ -453,8 +466,9 @@ def main() -> int:
         f"{', '.join(OBJECTS[k % len(OBJECTS)] for k in range(args.sequences))}, random grasps and hand shapes, hands {args.hand_appearance}, {'no forearm' if args.no_forearm else 'with a forearm, bare or sleeved'}); "
         f"segmentation input {', '.join(f'{w}x{h}' for w, h in r['seg_input'])}"
         f"{' (each with the mirror image)' if r['seg_flip'] else ''}"
-        f"{', logits averaged' if r['seg_flip'] or len(r['seg_input']) > 1 else ''}, keypoint crop {r['crop']} px, heatmaps of "
-        f"{len(r['tta'])} crops averaged (scale, degrees: {', '.join(f'{a:g}/{b:g}' for a, b in r['tta'])}); "
+        f"{', logits averaged' if r['seg_flip'] or len(r['seg_input']) > 1 else ''}, keypoint crop {r['crop']} px"
+        f"{f' and the second keypoint network the same squares at {fc} px' if (fc := r['fine_crop']) else ''}, heatmaps of "
+        f"{len(r['tta'])} crops{' each' if r['fine_crop'] else ''} averaged (scale, degrees: {', '.join(f'{a:g}/{b:g}' for a, b in r['tta'])}); "
         f"torch {args.threads} threads. Command: `python benchmarks/perception.py"
         f"{' --weights ' + str(args.weights) if args.weights else ''} --sequences {args.sequences} --frames {args.frames}`.\n\n"
         "| metric | value | target (issue 7) |\n|---|---|---|\n"
@@ -495,7 +509,10 @@ def main() -> int:
         f"(`Detector(object_gate_m=0.15)`) | {r['hand_iou_gated']:.3f}; {r['pck10_gated']:.3f} | |\n"
         f"| PCK@10px with distribution-aware decoding instead of the per-axis parabola "
         f"(`Detector(decode_smooth_px={DECODE_SMOOTH_PX})`) | {r['pck10_dark']:.3f} | |\n"
-        f"| inference per frame (both networks, median of {r['images']}) | {r['ms_per_frame']:.0f} ms | |\n"
+        + (f"| PCK@10px with the first keypoint network alone (`Detector(fine_keypoints=False)`: no "
+           f"`{KP_FINE_FILE}` heatmaps of {r['fine_crop']}-pixel crops averaged in) | {r['pck10_first_net']:.3f} | |\n"
+           if r["pck10_first_net"] is not None else "")
+        + f"| inference per frame (all networks, median of {r['images']}) | {r['ms_per_frame']:.0f} ms | |\n"
     )
     if fu is not None:
         body += (
@@ -515,13 +532,15 @@ def main() -> int:
         from honnotate.perception.weights import SEG_RGB_FILE
 
         others_fallback = any(o["rgb_fallback"] for o in others + tuning)
+        fine_col = any(o["first_net_pck10"] is not None for o in others + tuning)  # a second keypoint network
         def set_row(o: dict, tuned: bool) -> str:
             return (f"| {o['seed_base']}+{' (tuning)' if tuned else ''} | {o['sequences']} | {o['hand_iou']:.3f} "
                     f"({ok(o['hand_iou'], 0.85)}) | {o['object_iou']:.3f} ({ok(o['object_iou'], 0.90)}) | {o['pck10']:.3f} "
                     f"of {o['joints']} ({ok(o['pck10'], 0.90)}) | {o['ci'][0]:.3f} - {o['ci'][1]:.3f} | "
                     f"{o['wall_hand_iou']:.3f}; {o['wall_object_iou']:.3f}; {o['wall_pck10']:.3f} | "
                     f"{o['rgb_hand_iou']:.3f}; {o['rgb_object_iou']:.3f}; {o['rgb_pck10']:.3f} | "
-                    f"{o['dark_pck10']:.3f} | {box_side_text(o['by_box'])} |\n")
+                    f"{o['dark_pck10']:.3f} | {box_side_text(o['by_box'])} |"
+                    + (f" {o['first_net_pck10']:.3f} |" if fine_col else "") + "\n")
 
         body += (
             f"\nOther held-out sets (the detector as shipped, no variants; {args.frames} frames x 1 camera per scene, made "
@@ -535,12 +554,16 @@ def main() -> int:
             + (f"the RGB segmentation network beside the RGB-D one, `{SEG_RGB_FILE}`, segments the frames"
                if others_fallback else "the segmentation network gets an unmeasured map") + "); the next, PCK@10px "
             "with the keypoints decoded distribution-aware instead of by the per-axis parabola "
-            f"(`Detector(decode_smooth_px={DECODE_SMOOTH_PX})`); the last, the shipped detector's PCK@10px split by the "
+            f"(`Detector(decode_smooth_px={DECODE_SMOOTH_PX})`); then the shipped detector's PCK@10px split by the "
             f"side of its hand box (the crop box before its margin): under {BOX_SIDE_EDGES[0]:.0f} pixels, "
-            f"{BOX_SIDE_EDGES[0]:.0f}-{BOX_SIDE_EDGES[1]:.0f}, {BOX_SIDE_EDGES[1]:.0f} and over (joints):\n\n"
+            f"{BOX_SIDE_EDGES[0]:.0f}-{BOX_SIDE_EDGES[1]:.0f}, {BOX_SIDE_EDGES[1]:.0f} and over (joints)"
+            + ("; then PCK@10px with the first keypoint network alone (`Detector(fine_keypoints=False)`)" if fine_col else "")
+            + ":\n\n"
             "| seeds | scenes | hand IoU (>= 0.85) | object IoU (>= 0.90) | PCK@10px, visible joints (>= 0.90) | "
             "its 95% interval over scenes | far wall: hand IoU; object IoU; PCK | no depth map: hand IoU; object IoU; "
-            "PCK | PCK, distribution-aware decoding | PCK by hand box side |\n|---|---|---|---|---|---|---|---|---|---|\n"
+            "PCK | PCK, distribution-aware decoding | PCK by hand box side |"
+            + (" PCK, first keypoint network alone |" if fine_col else "")
+            + "\n|---|---|---|---|---|---|---|---|---|---|" + ("---|" if fine_col else "") + "\n"
             + "".join(set_row(o, False) for o in others) + "".join(set_row(o, True) for o in tuning)
         )
     # BENCHMARKS.md holds the shipped weights on the default set; candidates and other sets are printed

@@ -23,6 +23,7 @@ from honnotate.perception.crops import (
     heatmap_targets,
     image_depth_channels,
     invert_affine,
+    resize_crop_map,
     warp_image,
 )
 
@@ -195,6 +196,30 @@ def test_fuse_scaled_and_rotated_crops_agree_on_the_image_points():
     assert np.all(out[:, 2] < 0.7)  # the disagreement lowers the confidence
     with pytest.raises(ValueError, match="K = 2 crops"):
         fuse_heatmaps(hm, maps[:2], maps[0], 4)
+
+
+def test_resize_crop_map_is_the_crop_of_the_same_square_at_another_size():
+    for angle in (0.0, 0.4):
+        A = crop_transform(310.0, 190.0, 170.0, 128, angle=angle)
+        np.testing.assert_allclose(resize_crop_map(A, 128, 192), crop_transform(310.0, 190.0, 170.0, 192, angle=angle),
+                                   atol=1e-9)
+
+
+def test_fuse_crops_of_another_size_onto_a_base_grid():
+    """Heatmaps of 192-pixel crops of the same squares resampled onto the 2x finer grid of the
+    128-pixel base crop (``cell``, ``cells``) decode to the image points, as the base's own do."""
+    rng = np.random.default_rng(2)
+    pts = rng.uniform(250, 350, (21, 2))
+    maps = [crop_transform(300.0, 300.0, 200.0, 128, angle=np.deg2rad(a)) for a in (0.0, 20.0)]
+    big = [resize_crop_map(A, 128, 192) for A in maps]
+    hm = _crop_heatmaps(pts, big, size=192)
+    assert hm.shape[-1] == 48
+    fused = fuse_heatmaps(hm, big, maps[0], 4, cell=2.0, cells=64)
+    assert fused.shape == (21, 64, 64)
+    out = decode_heatmaps(fused[None], 2.0)[0].numpy()
+    np.testing.assert_allclose(apply_affine(invert_affine(maps[0]), out[:, :2]), pts, atol=1.0)
+    same = fuse_heatmaps(_crop_heatmaps(pts, maps), maps, maps[0], 4, up=2)
+    np.testing.assert_allclose(decode_heatmaps(same[None], 2.0)[0, :, :2].numpy(), out[:, :2], atol=1.0)
 
 
 def test_depth_channels_follow_their_definition():

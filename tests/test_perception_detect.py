@@ -147,6 +147,57 @@ def test_tta_crops_fuse_in_the_first_crop(capture, weights):
             Detector(weights, "cpu", tta=bad)
 
 
+def test_fine_keypoint_network_heatmaps_are_averaged_in(capture, weights, tmp_path):
+    """A second keypoint network (keypoints_fine.pt) on crops of the same hand squares at its own
+    size: its heatmaps resampled onto the fused grid and averaged with the first's (reference
+    twin); the same network at the same size changes nothing; off by option or absence; a
+    second network of another margin is refused, named."""
+    from honnotate.perception.crops import (
+        apply_affine,
+        crop_transform,
+        decode_heatmaps,
+        fuse_heatmaps,
+        invert_affine,
+        resize_crop_map,
+        warp_image,
+    )
+
+    seq = open_sequence(capture)
+    rgb, gt = seq.rgb("0", 0), seq.segmentation("0", 0)
+    w = tmp_path / "w"
+    shutil.copytree(weights, w)
+    shutil.copy(w / "keypoints.pt", w / "keypoints_fine.pt")  # the same network, the same crop size
+    same, alone = Detector(w, "cpu"), Detector(weights, "cpu")
+    assert same.kp_fine is not None and alone.kp_fine is None
+    assert Detector(w, "cpu", fine_keypoints=False).kp_fine is None
+    np.testing.assert_allclose(same.keypoints(rgb, gt)[0], alone.keypoints(rgb, gt)[0], atol=1e-4)
+    torch.manual_seed(5)
+    fine_net = build_network("keypoints", TINY_KP)
+    save_weights(w / "keypoints_fine.pt", "keypoints", fine_net, {**default_arch("keypoints"), **TINY_KP},
+                 {"crop_size": 48, "margin": 1.3, "stride": 4})
+    det = Detector(w, "cpu")
+    assert det.fine_crop_size == 48
+    kp, box = det.keypoints(rgb, gt)
+    image = rgb.astype(np.float32) / 255.0
+    maps = [crop_transform(box[0], box[1], box[2] * det.margin * scale, 32, angle=np.deg2rad(angle))
+            for scale, angle in det.tta]
+    big = [resize_crop_map(A, 32, 48) for A in maps]
+    with torch.no_grad():
+        hm1 = det.kp(torch.from_numpy(np.stack([warp_image(image, A, (32, 32), border="constant")
+                                                for A in maps]).transpose(0, 3, 1, 2).copy()))[-1]
+        hm2 = det.kp_fine(torch.from_numpy(np.stack([warp_image(image, A, (48, 48), border="constant")
+                                                      for A in big]).transpose(0, 3, 1, 2).copy()))[-1]
+    fused = fuse_heatmaps(hm1, maps, maps[0], 4, up=2)
+    both = 0.5 * (fused + fuse_heatmaps(hm2, big, maps[0], 4, cell=2.0, cells=fused.shape[-1]))
+    ref = decode_heatmaps(both[None], 2.0)[0].numpy()
+    np.testing.assert_allclose(kp[:, :2], apply_affine(invert_affine(maps[0]), ref[:, :2]), atol=1e-3)
+    np.testing.assert_allclose(kp[:, 2], np.clip(ref[:, 2], 0, 1), atol=1e-4)
+    save_weights(w / "keypoints_fine.pt", "keypoints", fine_net, {**default_arch("keypoints"), **TINY_KP},
+                 {"crop_size": 48, "margin": 1.5, "stride": 4})
+    with pytest.raises(WeightsError, match=r"keypoints_fine\.pt: the second keypoint network"):
+        Detector(w, "cpu")
+
+
 def test_detector_chooses_the_box_with_the_most_confident_keypoints(weights):
     """A large false hand region (a skin-coloured table) must not take the crop: among the
     candidate boxes the one whose crop gives the highest heatmap peaks wins."""
@@ -405,7 +456,7 @@ def test_shipped_weights_find_hand_object_and_joints(tmp_path):
     from honnotate.synth.generator import SynthConfig, generate_sequence
 
     files = sorted(default_weights_dir().glob("*.pt"))
-    assert [f.name for f in files] == ["keypoints.pt", "segmentation.pt", "segmentation_rgb.pt"]
+    assert [f.name for f in files] == ["keypoints.pt", "keypoints_fine.pt", "segmentation.pt", "segmentation_rgb.pt"]
     assert sum(f.stat().st_size for f in files) <= 10e6
     out = tmp_path / "seq"
     generate_sequence(out, SynthConfig(frames=3, cameras=1, object="soup_can", seed=2024, grasp="random"))

@@ -18,6 +18,7 @@ __all__ = [
     "floor_box_side",
     "hand_box_candidates",
     "crop_transform",
+    "resize_crop_map",
     "apply_affine",
     "invert_affine",
     "warp_image",
@@ -459,8 +460,17 @@ def _gaussian_smooth(hm: torch.Tensor, sigma: float) -> torch.Tensor:
     return x.reshape(B, J, h, w)
 
 
+def resize_crop_map(A: np.ndarray, size: int, new_size: int) -> np.ndarray:
+    """(2, 3) image -> crop map of a ``size`` crop -> that of the same image square cut at
+    ``new_size`` pixels (the crop map of :func:`crop_transform` with ``new_size``)."""
+    s = new_size / float(size)
+    out = np.asarray(A, dtype=np.float64) * s
+    out[:, 2] += 0.5 * (s - 1.0)  # pixel centres: (size - 1) / 2 -> (new_size - 1) / 2
+    return out
+
+
 def fuse_heatmaps(heatmaps: torch.Tensor, maps: list[np.ndarray], base: np.ndarray, stride: int, *,
-                  up: int = 2) -> torch.Tensor:
+                  up: int = 2, cell: float | None = None, cells: int | None = None) -> torch.Tensor:
     """Average the heatmaps of several crops of one image in the frame of a base crop.
 
     Test-time augmentation: the same hand cropped at other scales or rotations gives heatmaps
@@ -472,16 +482,20 @@ def fuse_heatmaps(heatmaps: torch.Tensor, maps: list[np.ndarray], base: np.ndarr
         maps: K (2, 3) affine maps image pixels -> crop pixels of those crops.
         base: (2, 3) image -> crop map of the output frame (usually ``maps[0]``).
         stride: crop pixels per heatmap cell. up: refinement of the output grid.
+        cell, cells: the output grid's cell side in base crop pixels and its cells a side
+            (default ``stride / up`` and ``n * up``): set both to resample the heatmaps of crops
+            of another size onto the grid of another network's fused heatmaps.
 
     Returns:
-        (J, m, m) float32 with m = n * up, on the device of ``heatmaps``; its cells are
-        ``stride / up`` crop pixels of the base crop (decode them with that stride).
+        (J, m, m) float32 with m = ``cells``, on the device of ``heatmaps``; its cells are
+        ``cell`` crop pixels of the base crop (decode them with that stride).
     """
     if heatmaps.ndim != 4 or heatmaps.shape[0] != len(maps):
         raise ValueError(f"expected (K, J, n, n) heatmaps of K = {len(maps)} crops, got {tuple(heatmaps.shape)}")
     n = heatmaps.shape[-1]
-    fine = stride / up
-    g = np.arange(n * up) * fine + 0.5 * (fine - 1)  # fine cell centres, base crop pixels
+    fine = stride / up if cell is None else float(cell)
+    m = n * up if cells is None else int(cells)
+    g = np.arange(m) * fine + 0.5 * (fine - 1)  # fine cell centres, base crop pixels
     gu, gv = np.meshgrid(g, g)
     image_pts = apply_affine(invert_affine(base), np.stack([gu, gv], -1))
     grids = [2.0 * pixels_to_cells(apply_affine(A, image_pts), stride) / (n - 1) - 1.0 for A in maps]

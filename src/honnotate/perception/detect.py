@@ -40,12 +40,14 @@ from honnotate.perception.crops import (
     hand_box_from_mask,
     image_depth_channels,
     invert_affine,
+    resize_crop_map,
     warp_image,
     wrist_cut,
 )
 from honnotate.perception.multiview import FuseSummary, fuse_sequence_keypoints
 from honnotate.perception.networks import FOREARM_CLASS, NUM_CLASSES, full_arch
 from honnotate.perception.weights import (
+    KP_FINE_FILE,
     SEG_RGB_FILE,
     WEIGHTS_FILES,
     WeightsError,
@@ -183,6 +185,12 @@ class Detector:
             script), and the annotation with such cues moved by 1-3 mm either way (section
             annotate_cues' note: single 7.26 to 8.16 mm; multi, each view's keypoints 12.99 to
             14.23, fused 14.59 to 11.35): no gain shown, off.
+        fine_keypoints: when the weights folder also holds a second keypoint network
+            (:data:`~honnotate.perception.weights.KP_FINE_FILE`, trained on crops of the same hand
+            square at a larger size: finer pixels for large hands), its heatmaps of the same crops
+            (``tta``) are resampled onto the fused grid and averaged with the first network's
+            (:func:`~honnotate.perception.crops.fuse_heatmaps`); the choice among hand boxes uses
+            the first network alone. False, or no such file: the first network alone.
 
     Raises:
         WeightsError: a weights file is missing, corrupt or mismatched (the message names it).
@@ -193,7 +201,7 @@ class Detector:
                  choose_box: bool = True, min_box_m: float = MIN_BOX_M, cut_wrist: bool = True,
                  redetect: bool = True, seg_flip: bool = True,
                  seg_zoom: tuple[float, ...] = SEG_ZOOM_DEFAULT, object_gate_m: float = 0.0,
-                 rgb_fallback: bool = True, decode_smooth_px: float = 0.0) -> None:
+                 rgb_fallback: bool = True, decode_smooth_px: float = 0.0, fine_keypoints: bool = True) -> None:
         from honnotate.perception.train import resolve_device
 
         self.tta = tuple((float(scale), float(angle)) for scale, angle in tta)
@@ -246,6 +254,18 @@ class Detector:
             self.margin = float(self.kp_info["input"]["margin"])
         #: the keypoint network takes RGB-D crops (``keypoints()`` then needs the depth map)
         self.needs_depth = bool(self.kp is not None and full_arch("keypoints", self.kp_info.get("arch"))["depth"])
+        #: the second keypoint network (``fine_keypoints``) or None, and its crop size
+        self.kp_fine, self.kp_fine_info, self.fine_crop_size = None, {}, 0
+        fine_path = weights_path("keypoints", weights_dir, KP_FINE_FILE)
+        if self.kp is not None and fine_keypoints and fine_path.is_file():
+            self.kp_fine, self.kp_fine_info = load_weights("keypoints", weights_dir, device=self.device, file=KP_FINE_FILE)
+            self.fine_crop_size = int(self.kp_fine_info["input"]["crop_size"])
+            fine_depth = bool(full_arch("keypoints", self.kp_fine_info.get("arch"))["depth"])
+            fine_margin = float(self.kp_fine_info["input"]["margin"])
+            if fine_depth != self.needs_depth or abs(fine_margin - self.margin) > 1e-6:
+                raise WeightsError(f"{fine_path}: the second keypoint network must crop the hand square of "
+                                   f"{WEIGHTS_FILES['keypoints']} (margin {self.margin}, depth {int(self.needs_depth)}); "
+                                   f"it has margin {fine_margin}, depth {int(fine_depth)}")
 
     def segment(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (H, W) uint8 labels {0 background, 1 object, 2 hand} (the
@@ -349,24 +369,33 @@ class Detector:
                 for scale, angle in self.tta]
         hm = self._heatmaps(image, maps)
         stride = self.kp.stride
-        if len(maps) > 1:  # fused on a 2x finer grid of the first crop
+        if self.kp_fine is not None:  # both networks' heatmaps on a 2x finer grid of the first crop, averaged
+            fine_maps = [resize_crop_map(A, self.crop_size, self.fine_crop_size) for A in maps]
+            fused = fuse_heatmaps(hm, maps, maps[0], stride, up=2)
+            fine = fuse_heatmaps(self._heatmaps(image, fine_maps, fine=True), fine_maps, maps[0], self.kp_fine.stride,
+                                 cell=stride / 2, cells=fused.shape[-1])
+            hm, stride = (0.5 * (fused + fine))[None], stride / 2
+        elif len(maps) > 1:  # fused on a 2x finer grid of the first crop
             hm, stride = fuse_heatmaps(hm, maps, maps[0], stride, up=2)[None], stride / 2
         kp = decode_heatmaps(hm, stride, smooth=self.decode_smooth_px / stride)[0].cpu().numpy().astype(np.float64)
         uv = apply_affine(invert_affine(maps[0]), kp[:, :2])
         conf = np.clip(kp[:, 2], 0.0, 1.0)
         return np.concatenate([uv, conf[:, None]], 1).astype(np.float32), box
 
-    def _heatmaps(self, image: np.ndarray | tuple[np.ndarray, np.ndarray], maps: list[np.ndarray]) -> torch.Tensor:
+    def _heatmaps(self, image: np.ndarray | tuple[np.ndarray, np.ndarray], maps: list[np.ndarray],
+                  fine: bool = False) -> torch.Tensor:
         """(H, W, 3) float32 image (or the pair image, (H, W) depth metres for RGB-D weights),
-        crop maps (2, 3) -> last-stage heatmaps (len(maps), 21, S/4, S/4)."""
-        size = (self.crop_size, self.crop_size)
+        crop maps (2, 3) -> last-stage heatmaps (len(maps), 21, S/4, S/4) of the keypoint
+        network (``fine``: of the second network, its crops of side S)."""
+        net, side = (self.kp_fine, self.fine_crop_size) if fine else (self.kp, self.crop_size)
+        size = (side, side)
         if isinstance(image, tuple):
             rgb, depth = image
             crops = np.stack([np.concatenate([warp_image(rgb, A, size, border="constant"), depth_channels(
                 warp_image(depth, A, size, nearest=True, border="constant"))], 2) for A in maps])
         else:
             crops = np.stack([warp_image(image, A, size, border="constant") for A in maps])
-        return self.kp(torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).to(self.device))[-1]
+        return net(torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).to(self.device))[-1]
 
     def _choose_box(self, image: np.ndarray, boxes: list[tuple[float, float, float]]) -> tuple[float, float, float]:
         """The box whose single crop gives the highest mean keypoint confidence (heatmap peak)."""

@@ -28,6 +28,7 @@ __all__ = [
     "WEIGHTS_FORMAT",
     "WEIGHTS_FILES",
     "SEG_RGB_FILE",
+    "KP_FINE_FILE",
     "WeightsError",
     "default_weights_dir",
     "weights_path",
@@ -43,6 +44,10 @@ WEIGHTS_FILES = {"segmentation": "segmentation.pt", "keypoints": "keypoints.pt"}
 #: RGB network of the same classes, run on frames without a depth map
 #: (:class:`~honnotate.perception.detect.Detector`).
 SEG_RGB_FILE = "segmentation_rgb.pt"
+#: Optional second keypoint file: a keypoint network cut at a larger crop of the same hand square,
+#: whose heatmaps the detector averages with those of ``keypoints.pt``
+#: (:class:`~honnotate.perception.detect.Detector`, ``fine_keypoints``).
+KP_FINE_FILE = "keypoints_fine.pt"
 
 
 class WeightsError(ValueError):
