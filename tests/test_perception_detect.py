@@ -14,7 +14,16 @@ from typer.testing import CliRunner
 
 from honnotate.cli import app
 from honnotate.io.sequence import open_sequence
-from honnotate.perception.crops import hand_box_from_mask
+from honnotate.perception.crops import (
+    apply_affine,
+    crop_transform,
+    decode_heatmaps,
+    fuse_heatmaps,
+    hand_box_from_mask,
+    invert_affine,
+    resize_crop_map,
+    warp_image,
+)
 from honnotate.perception.data import AugmentConfig, CompositeConfig, CropConfig, SequenceFrames
 from honnotate.perception.detect import Detector, detect_sequence
 from honnotate.perception.networks import build_network, default_arch
@@ -112,22 +121,12 @@ def test_keypoints_map_back_into_the_hand_box(capture, weights):
 def test_tta_crops_fuse_in_the_first_crop(capture, weights):
     """One crop (no augmentation) decodes that crop's own heatmaps; several are fused in the first
     crop's frame: a first crop of another scale is the frame, the others are votes."""
-    from honnotate.perception.crops import (
-        apply_affine,
-        crop_transform,
-        decode_heatmaps,
-        invert_affine,
-        warp_image,
-    )
-
     seq = open_sequence(capture)
     rgb, gt = seq.rgb("0", 0), seq.segmentation("0", 0)
     plain = Detector(weights, "cpu", tta=((1.0, 0.0),))
     kp, box = plain.keypoints(rgb, gt)
     A = crop_transform(box[0], box[1], box[2] * plain.margin, plain.crop_size)
-    crop = warp_image(rgb.astype(np.float32) / 255.0, A, (plain.crop_size,) * 2, border="constant")
-    with torch.no_grad():
-        hm = plain.kp(torch.from_numpy(crop.transpose(2, 0, 1).copy())[None])[-1]
+    hm = _net_heatmaps(plain.kp, rgb.astype(np.float32) / 255.0, [A], plain.crop_size)
     ref = decode_heatmaps(hm, plain.kp.stride)[0].numpy()  # the default: the per-axis parabola
     np.testing.assert_allclose(kp[:, :2], apply_affine(invert_affine(A), ref[:, :2]), atol=1e-3)
     dark = Detector(weights, "cpu", tta=((1.0, 0.0),), decode_smooth_px=4.8).keypoints(rgb, gt)[0]
@@ -147,21 +146,18 @@ def test_tta_crops_fuse_in_the_first_crop(capture, weights):
             Detector(weights, "cpu", tta=bad)
 
 
+def _net_heatmaps(net, image, maps, size):
+    """Last-stage heatmaps of ``net`` on the (size x size) crops ``maps`` of an RGB float image."""
+    crops = np.stack([warp_image(image, A, (size, size), border="constant") for A in maps])
+    with torch.no_grad():
+        return net(torch.from_numpy(crops.transpose(0, 3, 1, 2).copy()))[-1]
+
+
 def test_fine_keypoint_network_heatmaps_are_averaged_in(capture, weights, tmp_path):
     """A second keypoint network (keypoints_fine.pt) on crops of the same hand squares at its own
     size: its heatmaps resampled onto the fused grid and averaged with the first's (reference
     twin); the same network at the same size changes nothing; off by option or absence; a
     second network of another margin is refused, named."""
-    from honnotate.perception.crops import (
-        apply_affine,
-        crop_transform,
-        decode_heatmaps,
-        fuse_heatmaps,
-        invert_affine,
-        resize_crop_map,
-        warp_image,
-    )
-
     seq = open_sequence(capture)
     rgb, gt = seq.rgb("0", 0), seq.segmentation("0", 0)
     w = tmp_path / "w"
@@ -182,11 +178,7 @@ def test_fine_keypoint_network_heatmaps_are_averaged_in(capture, weights, tmp_pa
     maps = [crop_transform(box[0], box[1], box[2] * det.margin * scale, 32, angle=np.deg2rad(angle))
             for scale, angle in det.tta]
     big = [resize_crop_map(A, 32, 48) for A in maps]
-    with torch.no_grad():
-        hm1 = det.kp(torch.from_numpy(np.stack([warp_image(image, A, (32, 32), border="constant")
-                                                for A in maps]).transpose(0, 3, 1, 2).copy()))[-1]
-        hm2 = det.kp_fine(torch.from_numpy(np.stack([warp_image(image, A, (48, 48), border="constant")
-                                                      for A in big]).transpose(0, 3, 1, 2).copy()))[-1]
+    hm1, hm2 = _net_heatmaps(det.kp, image, maps, 32), _net_heatmaps(det.kp_fine, image, big, 48)
     fused = fuse_heatmaps(hm1, maps, maps[0], 4, up=2)
     both = 0.5 * (fused + fuse_heatmaps(hm2, big, maps[0], 4, cell=2.0, cells=fused.shape[-1]))
     ref = decode_heatmaps(both[None], 2.0)[0].numpy()
