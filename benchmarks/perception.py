@@ -85,6 +85,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
     errors_gated, hand_gated = [], np.zeros(2)  # with the object gate: keypoint errors, hand intersection and union
     errors_dark = []  # the distribution-aware decoding instead of the per-axis parabola
     errors_first_net = []  # the first keypoint network alone (no second, finer network)
+    errors_hidden = []  # joints hidden in the frame (behind the object, the hand itself or out of view)
     hand_firstpass = np.zeros(2)  # hand intersection, union with one keypoint pass and one cut
     frame_visible_nofloor: list[int] = []
     misses = on_other_joint = 0
@@ -140,6 +141,7 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
                 vis = kp_gt[:, 2] > 0
                 err = np.linalg.norm(d.keypoints[:, :2] - kp_gt[:, :2], axis=1)
                 errors.extend(err[vis].tolist())
+                errors_hidden.extend(err[~vis].tolist())
                 scene_of.extend([k] * int(vis.sum()))
                 box_side.extend([float(d.box[2]) if d.box is not None else float("nan")] * int(vis.sum()))
                 frame_visible.extend([int(vis.sum())] * int(vis.sum()))
@@ -194,6 +196,9 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
         "pck10_gated": float(np.mean(np.asarray(errors_gated) <= 10)) if errors_gated else float("nan"),
         "hand_iou_gated": hand_gated[0] / max(hand_gated[1], 1),
         "pck10_dark": float(np.mean(np.asarray(errors_dark) <= 10)) if errors_dark else float("nan"),
+        "pck10_hidden": float(np.mean(np.asarray(errors_hidden) <= 10)) if errors_hidden else float("nan"),
+        "median_err_hidden": float(np.median(errors_hidden)) if errors_hidden else float("nan"),
+        "joints_hidden": len(errors_hidden),
         "pck10_first_net": float(np.mean(np.asarray(errors_first_net) <= 10)) if errors_first_net else None,
         "pck10_nofloor_by_vis": pck_by_frame_visibility(np.asarray(errors_nofloor), np.asarray(frame_visible_nofloor, dtype=int)),
         "tta": det.tta,
@@ -495,6 +500,9 @@ def main() -> int:
         f"| PCK@10px by the detector's hand box side (crop box before its margin): under {BOX_SIDE_EDGES[0]:.0f} px; "
         f"{BOX_SIDE_EDGES[0]:.0f}-{BOX_SIDE_EDGES[1]:.0f}; {BOX_SIDE_EDGES[1]:.0f} and over (joints) | {box_side_text(r['pck10_by_box'])} | |\n"
         f"| mean 2D error, visible joints | {r['mean_err']:.1f} px | |\n"
+        f"| PCK@10px; median 2D error, hidden joints ({r['joints_hidden']}; the annotation fits them too: "
+        f"on the 5-camera annotate_cues capture its hand initialisation with only the visible detected joints "
+        f"erred 31.7 mm against 15.8 with all, a one-off) | {r['pck10_hidden']:.3f}; {r['median_err_hidden']:.1f} px | |\n"
         f"| misses (> 10 px) within 10 px of another joint of the hand | {r['misses_on_other_joint']} of {r['misses']} | |\n"
         f"| PCK@10px with crops around the ground-truth hand mask (keypoint network alone) | {r['pck10_gt_box']:.3f} | |\n"
         f"| PCK@10px with one crop (no test-time augmentation) | {r['pck10_plain']:.3f} | |\n"
