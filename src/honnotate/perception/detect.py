@@ -369,14 +369,13 @@ class Detector:
                 for scale, angle in self.tta]
         hm = self._heatmaps(image, maps)
         stride = self.kp.stride
-        if self.kp_fine is not None:  # both networks' heatmaps on a 2x finer grid of the first crop, averaged
-            fine_maps = [resize_crop_map(A, self.crop_size, self.fine_crop_size) for A in maps]
+        if len(maps) > 1 or self.kp_fine is not None:  # fused on a 2x finer grid of the first crop
             fused = fuse_heatmaps(hm, maps, maps[0], stride, up=2)
-            fine = fuse_heatmaps(self._heatmaps(image, fine_maps, fine=True), fine_maps, maps[0], self.kp_fine.stride,
-                                 cell=stride / 2, cells=fused.shape[-1])
-            hm, stride = (0.5 * (fused + fine))[None], stride / 2
-        elif len(maps) > 1:  # fused on a 2x finer grid of the first crop
-            hm, stride = fuse_heatmaps(hm, maps, maps[0], stride, up=2)[None], stride / 2
+            if self.kp_fine is not None:  # the second network's heatmaps of the same squares, averaged in
+                fine_maps = [resize_crop_map(A, self.crop_size, self.fine_crop_size) for A in maps]
+                fused = 0.5 * (fused + fuse_heatmaps(self._heatmaps(image, fine_maps, fine=True), fine_maps, maps[0],
+                                                     self.kp_fine.stride, cell=stride / 2, cells=fused.shape[-1]))
+            hm, stride = fused[None], stride / 2
         kp = decode_heatmaps(hm, stride, smooth=self.decode_smooth_px / stride)[0].cpu().numpy().astype(np.float64)
         uv = apply_affine(invert_affine(maps[0]), kp[:, :2])
         conf = np.clip(kp[:, 2], 0.0, 1.0)
