@@ -15,7 +15,13 @@ from honnotate.perception.networks import (
     grow_state_dict,
 )
 from honnotate.perception.train import keypoint_loss, segmentation_loss
-from honnotate.perception.weights import WeightsError, load_weights, save_weights
+from honnotate.perception.weights import (
+    WeightsError,
+    load_weights,
+    quantize_state,
+    quantize_weights_file,
+    save_weights,
+)
 
 TINY_SEG = {"base": 4, "levels": 2, "max_channels": 8}
 TINY_KP = {"width": 8, "stages": 2, "stage_width": 8}
@@ -192,6 +198,52 @@ def test_weights_round_trip(tmp_path):
     np.testing.assert_allclose(loaded(x).detach().numpy(), model(x).detach().numpy(), atol=5e-2)
     # The file is a plain dict: readable with weights_only=True, no pickled code.
     assert isinstance(torch.load(path, weights_only=True), dict)
+
+
+def test_quantize_state_matches_its_definition():
+    """Per-output-channel symmetric int8: q = round(w / s), s = max|w| / 127 per channel (stored
+    float16); small tensors, 1-D tensors and integers stay as they were (floats as float16)."""
+    torch.manual_seed(0)
+    w = torch.randn(6, 8, 3, 3) * torch.tensor([1e-3, 0.1, 1.0, 3.0, 0.0, 10.0]).view(6, 1, 1, 1)
+    state = {"conv.weight": w, "bn.weight": torch.rand(6), "small": torch.rand(4, 4), "n": torch.tensor(7)}
+    q, scales = quantize_state(state)
+    assert set(scales) == {"conv.weight"} and q["conv.weight"].dtype == torch.int8
+    s = (w.reshape(6, -1).abs().amax(1) / 127).clamp(min=1e-12).half().float()
+    assert torch.equal(scales["conv.weight"].float(), s)
+    assert torch.equal(q["conv.weight"], torch.round(w / s.view(6, 1, 1, 1)).clamp(-127, 127).to(torch.int8))
+    back = q["conv.weight"].float() * s.view(6, 1, 1, 1)
+    assert ((back - w).abs() <= 0.5 * s.view(6, 1, 1, 1) * 1.01 + 1e-12).all()  # half a step, each channel
+    assert q["bn.weight"].dtype == torch.float16 and q["small"].dtype == torch.float16 and q["n"].dtype == torch.int64
+
+
+def test_int8_weights_file_loads_close_and_half_the_size(tmp_path):
+    torch.manual_seed(0)
+    model = build_network("keypoints", {**TINY_KP, "width": 16, "stage_width": 16}).eval()
+    src = save_weights(tmp_path / "keypoints.pt", "keypoints", model, full_arch("keypoints", {**TINY_KP, "width": 16,
+                       "stage_width": 16}), {"crop_size": 32, "margin": 1.35}, {"steps": 1})
+    (tmp_path / "q").mkdir()
+    dst = quantize_weights_file(src, tmp_path / "q" / "keypoints.pt")
+    assert dst.stat().st_size < 0.7 * src.stat().st_size
+    data = torch.load(dst, weights_only=True)  # still a plain dict, no code
+    assert data["version"] == 2 and data["scales"]
+    a, info_a = load_weights("keypoints", tmp_path)
+    b, info_b = load_weights("keypoints", tmp_path / "q")
+    assert info_a == {**info_b, "version": 1}
+    x = torch.rand(2, 3, 32, 32)
+    ha, hb = a(x)[-1], b(x)[-1]
+    assert (ha - hb).abs().max() <= 0.05 * ha.abs().max()
+    # an int8 file quantized again is the same file's tensors
+    again = quantize_weights_file(dst, tmp_path / "again.pt")
+    d2 = torch.load(again, weights_only=True)
+    assert all(torch.equal(d2["state_dict"][k], data["state_dict"][k]) for k in data["state_dict"])
+    # a scale that names no int8 tensor: a clear error naming the file
+    data["scales"]["bogus"] = torch.ones(3, dtype=torch.float16)
+    torch.save(data, dst)
+    with pytest.raises(WeightsError, match=r"keypoints\.pt: scale of 'bogus'"):
+        load_weights("keypoints", tmp_path / "q")
+    with pytest.raises(WeightsError, match="not a honnotate perception weights file"):
+        (tmp_path / "junk.pt").write_bytes(b"junk")
+        quantize_weights_file(tmp_path / "junk.pt", tmp_path / "out.pt")
 
 
 def test_missing_weights_say_how_to_train(tmp_path):

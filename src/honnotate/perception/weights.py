@@ -10,7 +10,10 @@ readable with ``torch.load(weights_only=True)`` (no code is unpickled)::
 ``arch`` rebuilds the network (:func:`~honnotate.perception.networks.build_network`), ``input``
 says how images are fed to it (segmentation: ``width``, ``height``; keypoints: ``crop_size``,
 ``margin``), ``train`` records the training run (steps, seed, final loss) for reproducibility.
-Tensors are stored in float16 (halves the size; the networks run in float32).
+Tensors are stored in float16 (halves the size; the networks run in float32). Version 2 files
+(:func:`quantize_weights_file`) may also hold ``"scales": {name: float16 (out,) tensor}``: those
+tensors of ``state_dict`` are int8, one symmetric scale per output channel (``w = q * scale``),
+half the size again; version 1 files (float16 only) read as before.
 """
 
 from __future__ import annotations
@@ -34,10 +37,17 @@ __all__ = [
     "weights_path",
     "save_weights",
     "load_weights",
+    "quantize_state",
+    "quantize_weights_file",
 ]
 
 WEIGHTS_FORMAT = "honnotate-perception"
 _VERSION = 1
+#: Version of files with int8 tensors (:func:`quantize_weights_file`); readers take both.
+_VERSION_INT8 = 2
+#: Smallest tensor (elements) that :func:`quantize_state` stores in int8: convolution and linear
+#: weights; biases and normalisation parameters stay float16.
+_INT8_MIN_ELEMENTS = 256
 #: File name of each task's weights inside a weights folder.
 WEIGHTS_FILES = {"segmentation": "segmentation.pt", "keypoints": "keypoints.pt"}
 #: Optional second segmentation file of a folder whose ``segmentation.pt`` takes RGB-D images: an
@@ -120,8 +130,9 @@ def load_weights(task: str, weights_dir: str | Path | None = None, *, device: st
         raise WeightsError(f"{path}: not a honnotate perception weights file (format "
                            f"{data.get('format') if isinstance(data, dict) else type(data).__name__!r}, "
                            f"expected {WEIGHTS_FORMAT!r})")
-    if data.get("version") != _VERSION:
-        raise WeightsError(f"{path}: weights format version {data.get('version')!r}; this honnotate reads version {_VERSION}")
+    if data.get("version") not in (_VERSION, _VERSION_INT8):
+        raise WeightsError(f"{path}: weights format version {data.get('version')!r}; this honnotate reads versions "
+                           f"{_VERSION} and {_VERSION_INT8}")
     if data.get("task") != task:
         raise WeightsError(f"{path}: holds a {data.get('task')!r} network, expected {task!r}")
     try:
@@ -131,6 +142,10 @@ def load_weights(task: str, weights_dir: str | Path | None = None, *, device: st
     state = data.get("state_dict")
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: missing 'state_dict'")
+    try:
+        state = _dequantize(state, data.get("scales") or {})
+    except ValueError as exc:
+        raise WeightsError(f"{path}: {exc}") from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -149,5 +164,61 @@ def load_weights(task: str, weights_dir: str | Path | None = None, *, device: st
     model.eval()
     if device is not None:
         model.to(device)
-    info = {k: v for k, v in data.items() if k != "state_dict"}
+    info = {k: v for k, v in data.items() if k not in ("state_dict", "scales")}
     return model, info
+
+
+def quantize_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``(state, scales)``: the floating tensors of ``state`` with at least
+    :data:`_INT8_MIN_ELEMENTS` elements and two or more dimensions as int8, each output channel
+    (first dimension) with its own symmetric scale (``w = q * scale``, float16 (out,)); the other
+    floating tensors as float16, the rest unchanged. The rounding error of a weight is at most
+    half its channel's scale (its channel's largest magnitude / 254)."""
+    out, scales = {}, {}
+    for name, v in state.items():
+        v = v.detach().cpu()
+        if v.is_floating_point() and v.ndim >= 2 and v.numel() >= _INT8_MIN_ELEMENTS:
+            w = v.float().reshape(v.shape[0], -1)
+            scale = (w.abs().amax(1) / 127.0).clamp(min=1e-12).to(torch.float16).float()
+            out[name] = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8).reshape(v.shape)
+            scales[name] = scale.to(torch.float16)
+        else:
+            out[name] = v.to(torch.float16) if v.is_floating_point() else v
+    return out, scales
+
+
+def _dequantize(state: dict[str, Any], scales: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with its int8 tensors (those named in ``scales``) back to float32;
+    ValueError when a scale names no int8 tensor of matching channels."""
+    if not isinstance(scales, dict):
+        raise ValueError("'scales' must map tensor names to per-channel scales")
+    out = dict(state)
+    for name, scale in scales.items():
+        q = state.get(name)
+        if not isinstance(q, torch.Tensor) or q.dtype != torch.int8 or not isinstance(scale, torch.Tensor) \
+                or scale.shape != (q.shape[0],):
+            raise ValueError(f"scale of {name!r} does not match an int8 tensor of as many output channels")
+        out[name] = q.float() * scale.float().reshape(-1, *([1] * (q.ndim - 1)))
+    return out
+
+
+def quantize_weights_file(src: str | Path, dst: str | Path) -> Path:
+    """Write the weights file ``src`` again as ``dst`` with its large tensors in int8
+    (:func:`quantize_state`; format version 2, about half the size); ``src`` is read safely and
+    checked as :func:`load_weights` checks it. Returns ``dst``."""
+    src = Path(src)
+    try:
+        data = torch.load(src, map_location="cpu", weights_only=True)
+    except Exception:  # missing, corrupt or unsafe: the message below
+        data = None
+    if not isinstance(data, dict) or data.get("format") != WEIGHTS_FORMAT or data.get("task") not in TASKS:
+        raise WeightsError(f"{src}: not a honnotate perception weights file")
+    task = data["task"]
+    load_weights(task, src.parent, file=src.name)  # the full checks (architecture, tensors)
+    state = _dequantize(data["state_dict"], data.get("scales") or {})
+    q, scales = quantize_state(state)
+    payload = {**{k: v for k, v in data.items() if k not in ("state_dict", "scales")}, "version": _VERSION_INT8,
+               "state_dict": q, "scales": scales}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return atomic_write_bytes(dst, buf.getvalue(), durable=True)
