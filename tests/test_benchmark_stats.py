@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 
 def _perception_bench():
@@ -34,6 +35,20 @@ def test_scene_bootstrap_interval():
     assert lo < p < hi
     assert hi - lo > 2 * 1.96 * np.sqrt(p * (1 - p) / 400)
     assert np.isnan(boot(np.zeros(0, bool), np.zeros(0, int))[0])
+
+
+def test_pool_sets_is_one_sample_of_all_scenes():
+    bench = _perception_bench()
+    a = (np.array([True, True, False, True]), np.array([0, 0, 1, 1]))
+    b = (np.array([False, False, True]), np.array([5, 5, 6]))  # scene numbers overlap a's after shifting
+    out = bench.pool_sets([a, b, (np.zeros(0, bool), np.zeros(0, int))])
+    assert out["pck"] == 4 / 7 and out["joints"] == 7 and out["scenes"] == 4
+    # the interval is the bootstrap of the concatenation with each set's scenes kept apart
+    ref = bench.scene_bootstrap(np.concatenate([a[0], b[0]]), np.array([0, 0, 1, 1, 2, 2, 3]))
+    assert out["ci"] == ref
+    assert bench.pool_sets([])["joints"] == 0
+    with pytest.raises(ValueError, match="differ"):
+        bench.pool_sets([(np.ones(3, bool), np.zeros(2, int))])
 
 
 def test_pck_by_frame_visibility():
