@@ -179,7 +179,8 @@ def quantize_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tens
         v = v.detach().cpu()
         if v.is_floating_point() and v.ndim >= 2 and v.numel() >= _INT8_MIN_ELEMENTS:
             w = v.float().reshape(v.shape[0], -1)
-            scale = (w.abs().amax(1) / 127.0).clamp(min=1e-12).to(torch.float16).float()
+            scale = (w.abs().amax(1) / 127.0).to(torch.float16).float()
+            scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # an all-zero channel: q = 0
             out[name] = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8).reshape(v.shape)
             scales[name] = scale.to(torch.float16)
         else:
@@ -213,12 +214,9 @@ def quantize_weights_file(src: str | Path, dst: str | Path) -> Path:
         data = None
     if not isinstance(data, dict) or data.get("format") != WEIGHTS_FORMAT or data.get("task") not in TASKS:
         raise WeightsError(f"{src}: not a honnotate perception weights file")
-    task = data["task"]
-    load_weights(task, src.parent, file=src.name)  # the full checks (architecture, tensors)
-    state = _dequantize(data["state_dict"], data.get("scales") or {})
-    q, scales = quantize_state(state)
-    payload = {**{k: v for k, v in data.items() if k not in ("state_dict", "scales")}, "version": _VERSION_INT8,
-               "state_dict": q, "scales": scales}
+    model, info = load_weights(data["task"], src.parent, file=src.name)  # the full checks (architecture, tensors)
+    q, scales = quantize_state(model.state_dict())
+    payload = {**info, "version": _VERSION_INT8, "state_dict": q, "scales": scales}
     buf = io.BytesIO()
     torch.save(payload, buf)
     return atomic_write_bytes(dst, buf.getvalue(), durable=True)
