@@ -37,6 +37,23 @@ def test_scene_bootstrap_interval():
     assert np.isnan(boot(np.zeros(0, bool), np.zeros(0, int))[0])
 
 
+def test_difference_bootstrap():
+    diff = _perception_bench().difference_bootstrap
+    # constant rates per scene: no spread, the interval is the difference itself
+    a = (np.tile([True, True, True, False], 10), np.repeat(np.arange(10), 4))
+    b = (np.tile([True, False], 10), np.repeat(np.arange(10), 2))
+    assert diff(*a, *b) == pytest.approx((0.25, 0.25))
+    # two samples of one generator: the interval holds 0; a clearly better one: it excludes it
+    rng = np.random.default_rng(2)
+    scene = np.repeat(np.arange(40), 20)
+    rates = rng.uniform(0.7, 1.0, 40)
+    x, y = rng.random(800) < rates[scene], rng.random(800) < rates[rng.permutation(40)][scene]
+    lo, hi = diff(x, scene, y, scene)
+    assert lo < x.mean() - y.mean() < hi and lo < 0 < hi
+    assert diff(x, scene, y & (rng.random(800) < 0.8), scene)[0] > 0
+    assert np.isnan(diff(np.zeros(0, bool), np.zeros(0, int), *b)[0])
+
+
 def test_pool_sets_is_one_sample_of_all_scenes():
     bench = _perception_bench()
     a = (np.array([True, True, False, True]), np.array([0, 0, 1, 1]))
