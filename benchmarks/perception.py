@@ -305,10 +305,11 @@ def evaluate_sets(weights: Path | None, sets: list[tuple[int, int]], frames: int
                 true.append(labels)
                 vis = gt[t, 0, :, 2] > 0
                 scene.extend([k] * int(vis.sum()))
-                walled = far_wall(depth, (labels == 0) & ~(depth > 0), float(K[0, 2]), float(K[1, 2]),
-                                  np.random.default_rng([seed_base, k, t]), prob=1.0)
-                runs = zip(((pred, hits), alt["wall"], alt["rgb"]), ((depth, fx), (walled, fx), (None, None)),
-                           strict=True) if dark is not None else [((pred, hits), (depth, fx))]
+                runs = [((pred, hits), (depth, fx))]
+                if variants:  # the far wall drawn; no depth map
+                    walled = far_wall(depth, (labels == 0) & ~(depth > 0), float(K[0, 2]), float(K[1, 2]),
+                                      np.random.default_rng([seed_base, k, t]), prob=1.0)
+                    runs += [(alt["wall"], (walled, fx)), (alt["rgb"], (None, None))]
                 for (maps, hit), (dep, f) in runs:
                     d = det(rgb, dep, f)
                     maps.append(d.labels)
@@ -461,12 +462,17 @@ def scene_bootstrap(hits: np.ndarray, scene: np.ndarray, draws: int = 2000, seed
     suggests). hits: (N,) bool per joint; scene: (N,) int scene of each joint."""
     if hits.size == 0:
         return float("nan"), float("nan")
+    rates = _redrawn_rates(hits, scene, draws, np.random.default_rng(seed))
+    return float(np.percentile(rates, 2.5)), float(np.percentile(rates, 97.5))
+
+
+def _redrawn_rates(hits: np.ndarray, scene: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """(draws,) rates of ``hits`` with its scenes redrawn with replacement, each with all its joints."""
     ids = np.unique(scene)
     n_hit = np.array([hits[scene == i].sum() for i in ids], dtype=np.float64)
     n_all = np.array([(scene == i).sum() for i in ids], dtype=np.float64)
-    pick = np.random.default_rng(seed).integers(0, len(ids), (draws, len(ids)))
-    rates = n_hit[pick].sum(1) / np.maximum(n_all[pick].sum(1), 1)
-    return float(np.percentile(rates, 2.5)), float(np.percentile(rates, 97.5))
+    pick = rng.integers(0, len(ids), (draws, len(ids)))
+    return n_hit[pick].sum(1) / np.maximum(n_all[pick].sum(1), 1)
 
 
 def difference_bootstrap(hits_a: np.ndarray, scene_a: np.ndarray, hits_b: np.ndarray, scene_b: np.ndarray,
@@ -479,14 +485,7 @@ def difference_bootstrap(hits_a: np.ndarray, scene_a: np.ndarray, hits_b: np.nda
     if hits_a.size == 0 or hits_b.size == 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    rates = []
-    for hits, scene in ((hits_a, scene_a), (hits_b, scene_b)):
-        ids = np.unique(scene)
-        n_hit = np.array([hits[scene == i].sum() for i in ids], dtype=np.float64)
-        n_all = np.array([(scene == i).sum() for i in ids], dtype=np.float64)
-        pick = rng.integers(0, len(ids), (draws, len(ids)))
-        rates.append(n_hit[pick].sum(1) / np.maximum(n_all[pick].sum(1), 1))
-    diff = rates[0] - rates[1]
+    diff = _redrawn_rates(hits_a, scene_a, draws, rng) - _redrawn_rates(hits_b, scene_b, draws, rng)
     return float(np.percentile(diff, 2.5)), float(np.percentile(diff, 97.5))
 
 
