@@ -71,6 +71,19 @@ def test_bank_jitter_is_drawn_per_use_and_targets_follow_the_run(syn, bank):
     kp, w = s["keypoints"].numpy(), s["weights"].numpy()
     amp = np.where(kp[:, 2] > 0, 1.0, 0.25) * w
     np.testing.assert_allclose(s["heatmaps"].numpy(), heatmap_targets(kp[:, :2], amp, 32, 4, 2.0), atol=1e-6)
+    # occluders drawn at each use (the run's crop settings): the joints they cover become
+    # occluded in the sample and in its targets; the stored points do not move
+    occ = dataclasses.replace(syn.crop, occluder_prob=1.0, occluder_size=(0.4, 0.6))
+    base, hidden = SampleBank([bank], syn.crop, syn.augment, seed=1), 0
+    for k in range(7):
+        s, ref = SampleBank([bank], occ, syn.augment, seed=1)[k], base[k]
+        kp, w = s["keypoints"].numpy(), s["weights"].numpy()
+        np.testing.assert_array_equal(kp[:, :2], ref["keypoints"].numpy()[:, :2])
+        assert not ((kp[:, 2] > 0) & (ref["keypoints"].numpy()[:, 2] == 0)).any()
+        hidden += int(((kp[:, 2] == 0) & (ref["keypoints"].numpy()[:, 2] > 0)).sum())
+        amp = np.where(kp[:, 2] > 0, 1.0, occ.occluded_amplitude) * w
+        np.testing.assert_allclose(s["heatmaps"].numpy(), heatmap_targets(kp[:, :2], amp, 32, 4, occ.sigma), atol=1e-6)
+    assert hidden > 0
 
 
 def test_interrupted_bank_finishes_to_the_same_files(syn, bank, tmp_path):

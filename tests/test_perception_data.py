@@ -285,3 +285,67 @@ def test_training_crops_take_the_box_floor_like_detection(config):
     assert scale == pytest.approx(32 / (300.0 * 0.1 / 0.5 * crop.margin))  # side 60 px, not 10
     plain = keypoint_crop(image, labels, kp, crop)["affine"][0, 0]
     assert plain == pytest.approx(32 / (10 * crop.margin))
+
+
+def test_paste_occluders_covers_the_joints_it_reports():
+    """The covered joints are those whose pixel an occluder changed; joints far from every
+    occluder keep their pixel; the input is not modified; the same stream gives the same result."""
+    from honnotate.perception.data import CropConfig, paste_occluders
+
+    S = 64
+    rng = np.random.default_rng(3)
+    image = rng.uniform(0.2, 0.8, (S, S, 3)).astype(np.float32)
+    before = image.copy()
+    kp = np.concatenate([rng.uniform(4, 60, (21, 2)), np.ones((21, 1))], 1).astype(np.float32)
+    crop = CropConfig(size=S, occluder_prob=1.0)
+    seen_cover = seen_free = 0
+    for seed in range(30):
+        out, covered = paste_occluders(image, kp, np.random.default_rng(seed), crop)
+        again, covered2 = paste_occluders(image, kp, np.random.default_rng(seed), crop)
+        np.testing.assert_array_equal(out, again)
+        np.testing.assert_array_equal(covered, covered2)
+        assert out.shape == image.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+        u, v = np.round(kp[:, 0]).astype(int), np.round(kp[:, 1]).astype(int)
+        changed = np.abs(out[v, u] - image[v, u]).max(1) > 1e-6
+        assert not (covered & ~changed).any()  # a covered joint's pixel was painted over
+        seen_cover += covered.sum()
+        seen_free += (~changed).sum()
+    np.testing.assert_array_equal(image, before)
+    assert seen_cover > 30 and seen_free > 30  # they cover some joints, never all
+
+
+def test_occluded_samples_mark_the_covered_joints(config):
+    """With occluder_prob 1 the covered visible joints become occluded, their heatmap peaks
+    scaled to occluded_amplitude; the other joints' targets are untouched; occluder_prob 0 gives
+    the samples of before (its own random stream)."""
+    from honnotate.perception.data import CropConfig, occlude_sample
+
+    crop = dataclasses.replace(config.crop, size=32)
+    plain = SyntheticComposites(dataclasses.replace(config, crop=crop), "keypoints")
+    zero = SyntheticComposites(dataclasses.replace(config, crop=dataclasses.replace(crop, occluder_prob=0.0)), "keypoints")
+    occ_cfg = dataclasses.replace(crop, occluder_prob=1.0, occluder_size=(0.4, 0.6))
+    for k in range(3):
+        for key, val in plain[k].items():
+            torch.testing.assert_close(zero[k][key], val, atol=0, rtol=0)
+    sample = {"image": torch.rand(3, 32, 32), "heatmaps": torch.rand(21, 8, 8),
+              "keypoints": torch.cat([torch.rand(21, 2) * 31, torch.ones(21, 1)], 1), "weights": torch.ones(21)}
+    sample["keypoints"][:3, 2] = 0
+    changed = 0
+    for seed in range(10):
+        out = occlude_sample(sample, np.random.default_rng(seed), occ_cfg)
+        vis0, vis1 = sample["keypoints"][:, 2] > 0, out["keypoints"][:, 2] > 0
+        assert not (vis1 & ~vis0).any()
+        newly = vis0 & ~vis1
+        changed += int(newly.sum())
+        torch.testing.assert_close(out["heatmaps"][newly], sample["heatmaps"][newly] * occ_cfg.occluded_amplitude)
+        torch.testing.assert_close(out["heatmaps"][~newly], sample["heatmaps"][~newly], atol=0, rtol=0)
+        torch.testing.assert_close(out["keypoints"][:, :2], sample["keypoints"][:, :2], atol=0, rtol=0)
+    assert changed > 0
+    rgbd = {**sample, "image": torch.rand(5, 32, 32)}
+    assert occlude_sample(rgbd, np.random.default_rng(0), occ_cfg) is rgbd  # no depth to draw an occluder in
+    with pytest.raises(ValueError, match="occluder_prob"):
+        CompositeConfig(crop=CropConfig(occluder_prob=1.5))
+    with pytest.raises(ValueError, match="occluder_size"):
+        CompositeConfig(crop=CropConfig(occluder_size=(0.5, 0.2)))
+    with pytest.raises(ValueError, match="occluder_count"):
+        CompositeConfig(crop=CropConfig(occluder_count=0))

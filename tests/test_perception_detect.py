@@ -374,6 +374,15 @@ def test_train_init_starts_from_weights_and_checks_them(tmp_path):
     for bad in ("40", "8"):
         r = runner.invoke(app, [*cli, "--out", str(tmp_path / "i"), "--crop-size", bad])
         assert r.exit_code == 2 and "multiple of 16" in r.output, r.output
+    # --occluders: recorded in the run's crop settings; a bad chance, or for segmentation, refused
+    r = runner.invoke(app, [*cli, "--out", str(tmp_path / "j"), "--init", str(tmp_path / "g"), "--occluders", "0.5"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "j" / "keypoints_config.json").read_text())["synthetic"]["crop"]["occluder_prob"] == 0.5
+    for bad in (["--occluders", "1.5"], ["--occluders", "-0.5"]):
+        r = runner.invoke(app, [*cli, "--out", str(tmp_path / "k"), *bad])
+        assert r.exit_code == 2 and "--occluders" in r.output, r.output
+    r = runner.invoke(app, ["train", "seg", "--steps", "1", "--out", str(tmp_path / "l"), "--occluders", "0.5"])
+    assert r.exit_code == 2 and "--occluders is for keypoints" in r.output, r.output
 
 
 def test_sequence_frames_bootstrap_labels(capture):

@@ -42,6 +42,9 @@ def register(app: typer.Typer) -> None:
         crop_size: int | None = typer.Option(None, "--crop-size", help="Keypoints: crop side in pixels, a multiple "
                                              "of 16 (default of CropConfig, 128; the weights record it, detection "
                                              "cuts its crops at that size)."),
+        occluders: float = typer.Option(0.0, "--occluders", help="Keypoints: chance of a training crop getting 1-3 "
+                                        "pasted occluders (textured, flat or skin-coloured shapes; the joints they "
+                                        "cover become occluded; RGB crops; 0: none)."),
         device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda:0, ..."),
         workers: int = typer.Option(0, help="DataLoader worker processes."),
         checkpoint_every: int = typer.Option(200, help="Steps between checkpoints."),
@@ -107,6 +110,10 @@ def register(app: typer.Typer) -> None:
             if full != "keypoints" or min_box_m < 0:
                 raise typer.BadParameter(f"--min-box-m is for keypoints, >= 0, got {min_box_m}")
             crop_kw["min_box_m"] = min_box_m
+        if occluders:
+            if full != "keypoints" or not 0 < occluders <= 1:
+                raise typer.BadParameter(f"--occluders is for keypoints, a probability in (0, 1], got {occluders}")
+            crop_kw["occluder_prob"] = occluders
         if crop_kw:
             syn["crop"] = CropConfig(**crop_kw)
         if zoom:

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from honnotate.io.files import atomic_write_text
 from honnotate.perception.crops import heatmap_targets
-from honnotate.perception.data import AugmentConfig, CropConfig, color_jitter
+from honnotate.perception.data import AugmentConfig, CropConfig, color_jitter, paste_occluders
 
 __all__ = ["BANK_FORMAT", "BankError", "SampleBank", "write_bank"]
 
@@ -211,14 +211,18 @@ class SampleBank(Dataset):
         k = int(np.searchsorted(self.offsets, item, side="right")) - 1
         a, j = self._shard(k), item - int(self.offsets[k])
         image = np.asarray(a["images"][j], dtype=np.float32) / 255.0  # (S, S, 3)
+        kp = np.array(a["keypoints"][j], dtype=np.float32)
+        weights = np.array(a["weights"][j], dtype=np.float32)
         if self.augment.enabled:
+            occ = np.random.default_rng([self.seed, int(index), 5])
+            if self.crop.occluder_prob > 0 and not self.depth and occ.random() < self.crop.occluder_prob:
+                image, covered = paste_occluders(image, kp, occ, self.crop)
+                kp[covered, 2] = 0.0
             rng = np.random.default_rng([self.seed, int(index), 6])
             image = color_jitter(image, rng, self.augment, float(a["pixel_scale"][j]))
         channels = [image.transpose(2, 0, 1)]
         if self.depth:
             channels.append(np.asarray(a["depth"][j], dtype=np.float32).transpose(2, 0, 1))
-        kp = np.array(a["keypoints"][j], dtype=np.float32)
-        weights = np.array(a["weights"][j], dtype=np.float32)
         amp = np.where(kp[:, 2] > 0, 1.0, self.crop.occluded_amplitude) * weights
         hm = heatmap_targets(kp[:, :2], amp, self.crop.size, 4, self.crop.sigma)
         return {"image": torch.from_numpy(np.ascontiguousarray(np.concatenate(channels, 0), dtype=np.float32)),

@@ -60,8 +60,11 @@ __all__ = [
     "SequenceFrames",
     "augment_affine",
     "expand_capture_dirs",
+    "check_occluders",
     "color_jitter",
     "keypoint_crop",
+    "occlude_sample",
+    "paste_occluders",
     "procedural_background",
     "TablePlane",
     "draw_plane",
@@ -105,7 +108,10 @@ class CropConfig:
     occluded_amplitude: target peak of occluded joints (so confidence drops on occlusion);
     min_box_m: the hand box widened to at least this many metres at the hand's depth before
     the margin and jitter, as detection does (:func:`~honnotate.perception.crops.floor_box_side`;
-    0: off, the crops of before).
+    0: off, the crops of before); occluder_prob: chance of a training crop getting 1 to
+    ``occluder_count`` pasted occluders (:func:`paste_occluders`: textured, flat or skin-coloured
+    shapes of ``occluder_size`` times the crop side, often over the hand; the joints they cover
+    become occluded; RGB crops only; 0: off, the crops of before).
     """
 
     size: int = 128
@@ -116,6 +122,9 @@ class CropConfig:
     sigma: float = 1.2
     occluded_amplitude: float = 0.5
     min_box_m: float = 0.0
+    occluder_prob: float = 0.0
+    occluder_count: int = 3
+    occluder_size: tuple[float, float] = (0.2, 0.5)
 
 
 @dataclass(frozen=True)
@@ -180,6 +189,7 @@ class CompositeConfig:
             raise ValueError(f"grasps_per_object must be >= 1, got {self.grasps_per_object}")
         if self.crop.size % 4:
             raise ValueError(f"crop size must be a multiple of 4, got {self.crop.size}")
+        check_occluders(self.crop)
         if not 0.0 <= self.table_prob <= 1.0:
             raise ValueError(f"table_prob must be in [0, 1], got {self.table_prob}")
         if not 0.0 <= self.anatomical_prob <= 1.0:
@@ -371,6 +381,82 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
     if std > 0:
         img = img + rng.normal(0, std, img.shape).astype(np.float32)
     return np.clip(img, 0, 1).astype(np.float32)
+
+
+def check_occluders(crop: CropConfig) -> None:
+    """ValueError naming the field when ``crop``'s occluder settings are out of range."""
+    if not 0.0 <= crop.occluder_prob <= 1.0:
+        raise ValueError(f"occluder_prob must be a probability in [0, 1], got {crop.occluder_prob}")
+    if crop.occluder_count < 1:
+        raise ValueError(f"occluder_count must be >= 1, got {crop.occluder_count}")
+    lo, hi = crop.occluder_size
+    if not 0.0 < lo <= hi <= 1.0:
+        raise ValueError(f"occluder_size must be 0 < LO <= HI <= 1 (fractions of the crop side), got {crop.occluder_size}")
+
+
+def paste_occluders(image: np.ndarray, keypoints: np.ndarray, rng: np.random.Generator,
+                    crop: CropConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic occlusion of a keypoint crop (Sarandi et al. 2018's augmentation, drawn here).
+
+    1 to ``crop.occluder_count`` shapes (ellipses or convex polygons, antialiased edges) of
+    ``crop.occluder_size`` times the crop side, each centred near a random joint (80%) or anywhere
+    in the crop, filled with a procedural texture, a flat colour or a shaded skin tone (another
+    hand's finger is the hardest occluder), are drawn over the crop.
+
+    Args:
+        image: (S, S, 3) float32 RGB in [0, 1] (not modified).
+        keypoints: (21, 3) crop pixels u, v and visibility (0/1).
+        rng: the random stream (all draws come from it).
+        crop: the occluder settings (``occluder_count``, ``occluder_size``).
+
+    Returns:
+        ``(image, covered)``: the (S, S, 3) float32 crop with the occluders and (21,) bool, the
+        joints whose pixel an occluder covers (more than half opaque there).
+    """
+    import cv2
+
+    from honnotate.synth.generator import SKIN_TONES
+
+    S = image.shape[0]
+    out = image.astype(np.float32).copy()
+    alpha_all = np.zeros((S, S), np.float32)
+    n = int(rng.integers(1, crop.occluder_count + 1))
+    for _ in range(n):
+        size = rng.uniform(*crop.occluder_size) * S
+        if rng.random() < 0.8:
+            c = keypoints[int(rng.integers(len(keypoints))), :2] + rng.normal(0, 0.15 * size, 2)
+        else:
+            c = rng.uniform(0, S, 2)
+        mask = np.zeros((4 * S, 4 * S), np.uint8)  # drawn at 4x with 2 fractional bits, then reduced
+        if rng.random() < 0.5:
+            axes = (max(1, int(2 * size * rng.uniform(0.6, 1.0))), max(1, int(2 * size * rng.uniform(0.3, 0.8))))
+            cv2.ellipse(mask, (int(4 * c[0]), int(4 * c[1])), axes, float(rng.uniform(0, 180)), 0, 360, 255, -1,
+                        cv2.LINE_AA)
+        else:
+            k = int(rng.integers(3, 9))
+            ang = np.sort(rng.uniform(0, 2 * np.pi, k))
+            rad = 0.5 * size * rng.uniform(0.7, 1.0, k)
+            pts = np.stack([c[0] + rad * np.cos(ang), c[1] + rad * np.sin(ang)], 1)
+            cv2.fillPoly(mask, [np.round(4 * pts).astype(np.int32)], 255, cv2.LINE_AA)
+        alpha = cv2.resize(mask, (S, S), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        kind = rng.random()
+        if kind < 0.4:
+            fill = procedural_background(rng, S, S, distractor_prob=0.0)
+        elif kind < 0.7:
+            fill = np.broadcast_to(rng.uniform(0.05, 0.95, 3).astype(np.float32), (S, S, 3))
+        else:  # skin, shaded across the shape
+            tone = SKIN_TONES[int(rng.integers(len(SKIN_TONES)))].astype(np.float32) * rng.uniform(0.85, 1.1)
+            y, x = np.mgrid[0:S, 0:S].astype(np.float32) / S
+            a = rng.uniform(0, 2 * np.pi)
+            shade = 0.75 + 0.35 * (np.cos(a) * (x - c[0] / S) + np.sin(a) * (y - c[1] / S) + 0.5)
+            fill = tone[None, None, :] * shade[..., None]
+        out = out * (1 - alpha[..., None]) + np.clip(fill, 0, 1) * alpha[..., None]
+        alpha_all = np.maximum(alpha_all, alpha)
+    u = np.clip(np.round(keypoints[:, 0]).astype(int), 0, S - 1)
+    v = np.clip(np.round(keypoints[:, 1]).astype(int), 0, S - 1)
+    inside = np.all((keypoints[:, :2] >= -0.5) & (keypoints[:, :2] <= S - 0.5), axis=1)
+    covered = inside & (alpha_all[v, u] > 0.5)
+    return out.astype(np.float32), covered
 
 
 def keypoint_crop(image: np.ndarray, labels: np.ndarray, keypoints: np.ndarray, crop: CropConfig,
@@ -727,7 +813,8 @@ class SyntheticComposites(Dataset):
             if out is not None:
                 if crop_jitter:
                     out = _finish_crop(out, np.random.default_rng([self.config.seed, i, 2, *extra]),
-                                       self.config.augment, self.config.width, self.crop_colour)
+                                       self.config.augment, self.config.width, self.crop_colour, self.config.crop,
+                                       np.random.default_rng([self.config.seed, i, 5, *extra]))
                 return out
         raise RuntimeError(f"sample {index}: no hand visible in 20 draws; check the CompositeConfig")
 
@@ -743,16 +830,38 @@ class SyntheticComposites(Dataset):
         return cached[1]
 
 
+def occlude_sample(sample: dict[str, torch.Tensor], rng: np.random.Generator, crop: CropConfig) -> dict[str, torch.Tensor]:
+    """A keypoint sample (``image`` (3, S, S), ``heatmaps`` (21, S/4, S/4), ``keypoints`` (21, 3))
+    with ``crop.occluder_prob`` chance of pasted occluders (:func:`paste_occluders`): the covered
+    joints become occluded, their heatmap peaks scaled to ``crop.occluded_amplitude``. RGB-D
+    samples (more than 3 channels) are returned unchanged (an occluder has no depth to draw)."""
+    if crop.occluder_prob <= 0 or sample["image"].shape[0] != 3 or rng.random() >= crop.occluder_prob:
+        return sample
+    kp = sample["keypoints"].numpy().copy()
+    img, covered = paste_occluders(sample["image"].numpy().transpose(1, 2, 0), kp, rng, crop)
+    newly = covered & (kp[:, 2] > 0)
+    kp[covered, 2] = 0.0
+    hm = sample["heatmaps"].numpy().copy()
+    hm[newly] *= crop.occluded_amplitude
+    return {**sample, "image": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),
+            "heatmaps": torch.from_numpy(hm), "keypoints": torch.from_numpy(kp)}
+
+
 def _finish_crop(sample: dict[str, torch.Tensor], rng: np.random.Generator, augment: AugmentConfig,
-                 width: int, colour: bool = True) -> dict[str, torch.Tensor]:
+                 width: int, colour: bool = True, crop: CropConfig | None = None,
+                 occluder_rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
     """Colour jitter of a keypoint sample's crop (20x fewer pixels than the full image); drops
     ``affine``. ``width``: width of the image the crop was cut from (the blur is in the pixels
     of a 640-wide capture: the crop's zoom times ``width / 640``). ``colour=False``: no jitter;
-    the sample gets that blur scale as ``pixel_scale`` (() float32) for a later jitter."""
+    the sample gets that blur scale as ``pixel_scale`` (() float32) for a later jitter. With
+    ``crop`` and ``occluder_rng``, occluders first (:func:`occlude_sample`; not with ``colour=False``:
+    a sample bank draws them at each use)."""
     zoom = float(np.sqrt(abs(np.linalg.det(sample.pop("affine").numpy()[:, :2]))))
     if not colour:
         sample["pixel_scale"] = torch.tensor(zoom * width / 640.0, dtype=torch.float32)
         return sample
+    if crop is not None and occluder_rng is not None:
+        sample = occlude_sample(sample, occluder_rng, crop)
     full = sample["image"].numpy()
     img = color_jitter(full[:3].transpose(1, 2, 0), rng, augment, zoom * width / 640.0)
     img = np.concatenate([img.transpose(2, 0, 1), full[3:]], 0)  # depth channels unchanged
@@ -911,7 +1020,10 @@ class SequenceFrames(Dataset):
             depth = warp_image(depth, A, size, nearest=True, border="constant")
         if self.task == "keypoints":  # the colour jitter on the crop, as the composites' keypoint samples
             out = to_sample(self.task, img, lab, kp, self.crop, rng if self.augment.enabled else None, depth, floor)
-            return _finish_crop(out, rng, self.augment, W, self.crop_colour) if out is not None and self.augment.enabled else out
+            if out is None or not self.augment.enabled:
+                return out
+            return _finish_crop(out, rng, self.augment, W, self.crop_colour, self.crop,
+                                np.random.default_rng([self.seed, index, 5]))
         if self.augment.enabled:
             img = color_jitter(img, rng, self.augment)
         return to_sample(self.task, img, lab, kp, self.crop, rng if self.augment.enabled else None, depth)
