@@ -338,6 +338,17 @@ def test_train_init_starts_from_weights_and_checks_them(tmp_path):
         train(TrainConfig(**{**base, "arch": {**arch, "width": 32}}, out=str(tmp_path / "c"), init=str(tmp_path / "w")))
     with pytest.raises(WeightsError, match="no such"):
         train(TrainConfig(**base, out=str(tmp_path / "d"), init=str(tmp_path / "nowhere")))
+    # a keypoint network under another name (as the shipped keypoints_fine.pt) starts a run as
+    # well; a file of the other task is refused, naming it
+    shutil.copy(tmp_path / "w" / "keypoints.pt", tmp_path / "w" / "renamed_fine.pt")
+    train(TrainConfig(**base, out=str(tmp_path / "d2"), init=str(tmp_path / "w" / "renamed_fine.pt")))
+    for k, v in src.state_dict().items():
+        torch.testing.assert_close(load_weights("keypoints", tmp_path / "d2")[0].state_dict()[k], v.half().float(),
+                                   atol=1e-6, rtol=0)
+    save_weights(tmp_path / "w" / "seg_other.pt", "segmentation", build_network("segmentation", TINY_SEG),
+                 {**default_arch("segmentation"), **TINY_SEG}, {"width": 64, "height": 48})
+    with pytest.raises(WeightsError, match=r"seg_other\.pt.*(task|keypoints)"):
+        train(TrainConfig(**base, out=str(tmp_path / "d3"), init=str(tmp_path / "w" / "seg_other.pt")))
     # a run saved before the architecture key `blocks` existed resumes (it had the default)
     cfg_a = tmp_path / "a" / "keypoints_config.json"
     saved = json.loads(cfg_a.read_text())

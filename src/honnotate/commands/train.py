@@ -48,8 +48,9 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda:0, ..."),
         workers: int = typer.Option(0, help="DataLoader worker processes."),
         checkpoint_every: int = typer.Option(200, help="Steps between checkpoints."),
-        init: Path | None = typer.Option(None, "--init", help="Start from these weights (a weights file or folder, "
-                                         "e.g. the shipped weights) instead of a random network: fine-tuning."),
+        init: Path | None = typer.Option(None, "--init", help="Start from these weights (a folder holding the task's "
+                                         "file, e.g. the shipped weights, or any weights file of the task, e.g. "
+                                         "keypoints_fine.pt) instead of a random network: fine-tuning."),
         precision: str = typer.Option("fp32", help="fp32; bf16: mixed precision (the forward pass in bfloat16; "
                                       "~2.4x faster on CPUs with AMX and on recent GPUs; slower on CPUs without AMX); "
                                       "or auto: bf16 where it is fast (a CPU with AMX, a GPU with bfloat16), else fp32."),
@@ -178,7 +179,8 @@ def _init_arch(task: str, init: Path) -> dict[str, int]:
     from honnotate.perception.weights import WeightsError, load_weights
 
     try:
-        return dict(load_weights(task, init if init.is_dir() else init.parent)[1].get("arch") or {})
+        where = (init, None) if init.is_dir() else (init.parent, init.name)
+        return dict(load_weights(task, where[0], file=where[1])[1].get("arch") or {})
     except (WeightsError, OSError):
         return {}
 

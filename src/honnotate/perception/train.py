@@ -521,18 +521,16 @@ def write_training_bank(cfg: TrainConfig, count: int, *, shard_size: int = 512,
 
 
 def _load_init(model: torch.nn.Module, cfg: TrainConfig) -> None:
-    """Copy the network of the weights file ``cfg.init`` (a file, or a folder holding this
-    task's file) into ``model``; WeightsError when it is another task or architecture."""
+    """Copy the network of the weights file ``cfg.init`` (a file of this task under any name,
+    e.g. the shipped ``keypoints_fine.pt``, or a folder holding the task's file) into ``model``;
+    WeightsError naming the file when it is another task or architecture."""
     from honnotate.perception.weights import WeightsError, load_weights
 
     path = Path(cfg.init)
-    folder = path if path.is_dir() else path.parent
-    if path.is_file() and path.name != WEIGHTS_FILES[cfg.task]:
-        raise WeightsError(f"{path}: --init for {cfg.task} expects a file named {WEIGHTS_FILES[cfg.task]} "
-                           f"(or the folder holding it)")
     if not path.exists():
         raise WeightsError(f"{path}: no such weights file or folder (--init)")
-    net, info = load_weights(cfg.task, folder)
+    folder, file = (path, None) if path.is_dir() else (path.parent, path.name)
+    net, info = load_weights(cfg.task, folder, file=file)
     try:
         state = grow_state_dict(cfg.task, net.state_dict(), info.get("arch") or {}, cfg.arch)
     except ValueError as exc:
