@@ -176,11 +176,11 @@ def _write_bank(cfg, count: int) -> None:
 
 def _init_arch(task: str, init: Path) -> dict[str, int]:
     """The architecture of the ``--init`` weights (empty when they do not load: the run then says why)."""
-    from honnotate.perception.weights import WeightsError, load_weights
+    from honnotate.perception.train import load_init
+    from honnotate.perception.weights import WeightsError
 
     try:
-        where = (init, None) if init.is_dir() else (init.parent, init.name)
-        return dict(load_weights(task, where[0], file=where[1])[1].get("arch") or {})
+        return dict(load_init(task, init)[1].get("arch") or {})
     except (WeightsError, OSError):
         return {}
 

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from honnotate.io.files import atomic_write_text
 from honnotate.perception.crops import heatmap_targets
-from honnotate.perception.data import AugmentConfig, CropConfig, color_jitter, paste_occluders
+from honnotate.perception.data import AugmentConfig, CropConfig, color_jitter, maybe_occlude
 
 __all__ = ["BANK_FORMAT", "BankError", "SampleBank", "write_bank"]
 
@@ -214,10 +214,8 @@ class SampleBank(Dataset):
         kp = np.array(a["keypoints"][j], dtype=np.float32)
         weights = np.array(a["weights"][j], dtype=np.float32)
         if self.augment.enabled:
-            occ = np.random.default_rng([self.seed, int(index), 5])
-            if self.crop.occluder_prob > 0 and not self.depth and occ.random() < self.crop.occluder_prob:
-                image, covered = paste_occluders(image, kp, occ, self.crop)
-                kp[covered, 2] = 0.0
+            if not self.depth:  # occluders (their chance in the run's crop settings); none on RGB-D crops
+                image, kp, _ = maybe_occlude(image, kp, np.random.default_rng([self.seed, int(index), 5]), self.crop)
             rng = np.random.default_rng([self.seed, int(index), 6])
             image = color_jitter(image, rng, self.augment, float(a["pixel_scale"][j]))
         channels = [image.transpose(2, 0, 1)]

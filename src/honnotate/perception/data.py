@@ -63,6 +63,7 @@ __all__ = [
     "check_occluders",
     "color_jitter",
     "keypoint_crop",
+    "maybe_occlude",
     "occlude_sample",
     "paste_occluders",
     "procedural_background",
@@ -830,17 +831,32 @@ class SyntheticComposites(Dataset):
         return cached[1]
 
 
-def occlude_sample(sample: dict[str, torch.Tensor], rng: np.random.Generator, crop: CropConfig) -> dict[str, torch.Tensor]:
-    """A keypoint sample (``image`` (3, S, S), ``heatmaps`` (21, S/4, S/4), ``keypoints`` (21, 3))
-    with ``crop.occluder_prob`` chance of pasted occluders (:func:`paste_occluders`): the covered
-    joints become occluded, their heatmap peaks scaled to ``crop.occluded_amplitude``. RGB-D
-    samples (more than 3 channels) are returned unchanged (an occluder has no depth to draw)."""
-    if crop.occluder_prob <= 0 or sample["image"].shape[0] != 3 or rng.random() >= crop.occluder_prob:
-        return sample
-    kp = sample["keypoints"].numpy().copy()
-    img, covered = paste_occluders(sample["image"].numpy().transpose(1, 2, 0), kp, rng, crop)
+def maybe_occlude(image: np.ndarray, keypoints: np.ndarray, rng: np.random.Generator,
+                  crop: CropConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """With ``crop.occluder_prob`` chance (drawn first from ``rng``), :func:`paste_occluders` on
+    an (S, S, 3) crop. Returns ``(image, keypoints, newly)``: the crop, the (21, 3) keypoints with
+    the covered joints' visibility 0 (a copy; the inputs are not modified) and (21,) bool, the
+    joints that were visible and are covered now (all False when no occluder was drawn)."""
+    if crop.occluder_prob <= 0 or rng.random() >= crop.occluder_prob:
+        return image, keypoints, np.zeros(len(keypoints), bool)
+    img, covered = paste_occluders(image, keypoints, rng, crop)
+    kp = np.array(keypoints, dtype=np.float32)
     newly = covered & (kp[:, 2] > 0)
     kp[covered, 2] = 0.0
+    return img, kp, newly
+
+
+def occlude_sample(sample: dict[str, torch.Tensor], rng: np.random.Generator, crop: CropConfig) -> dict[str, torch.Tensor]:
+    """A keypoint sample (``image`` (3, S, S), ``heatmaps`` (21, S/4, S/4), ``keypoints`` (21, 3))
+    through :func:`maybe_occlude`: the covered joints become occluded, their heatmap peaks scaled
+    to ``crop.occluded_amplitude``. RGB-D samples (more than 3 channels) are returned unchanged
+    (an occluder has no depth to draw)."""
+    if crop.occluder_prob <= 0 or sample["image"].shape[0] != 3:
+        return sample
+    kp0 = sample["keypoints"].numpy()
+    img, kp, newly = maybe_occlude(sample["image"].numpy().transpose(1, 2, 0), kp0, rng, crop)
+    if kp is kp0:  # no occluder drawn
+        return sample
     hm = sample["heatmaps"].numpy().copy()
     hm[newly] *= crop.occluded_amplitude
     return {**sample, "image": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),

@@ -53,7 +53,7 @@ from honnotate.perception.weights import WEIGHTS_FILES, save_weights
 #: Training precisions (:class:`TrainConfig`; "auto": :func:`resolve_precision`).
 PRECISIONS = ("fp32", "bf16", "auto")
 
-__all__ = ["PRECISIONS", "resolve_precision", "cpu_has_amx", "TrainConfig", "TrainResult", "train", "write_training_bank", "ema_update", "segmentation_loss", "keypoint_loss", "resolve_device"]
+__all__ = ["PRECISIONS", "resolve_precision", "cpu_has_amx", "TrainConfig", "TrainResult", "train", "write_training_bank", "load_init", "ema_update", "segmentation_loss", "keypoint_loss", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -520,17 +520,27 @@ def write_training_bank(cfg: TrainConfig, count: int, *, shard_size: int = 512,
                       depth=_rgbd(cfg), shard_size=shard_size, workers=cfg.workers, source=source, progress=progress)
 
 
-def _load_init(model: torch.nn.Module, cfg: TrainConfig) -> None:
-    """Copy the network of the weights file ``cfg.init`` (a file of this task under any name,
-    e.g. the shipped ``keypoints_fine.pt``, or a folder holding the task's file) into ``model``;
-    WeightsError naming the file when it is another task or architecture."""
+def load_init(task: str, init: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """``(network, info)`` of an ``--init`` weights path: a file of ``task`` under any name (e.g.
+    the shipped ``keypoints_fine.pt``) or a folder holding the task's file
+    (:func:`~honnotate.perception.weights.load_weights`); WeightsError naming the path when it
+    is missing or holds another task."""
     from honnotate.perception.weights import WeightsError, load_weights
 
-    path = Path(cfg.init)
+    path = Path(init)
     if not path.exists():
         raise WeightsError(f"{path}: no such weights file or folder (--init)")
     folder, file = (path, None) if path.is_dir() else (path.parent, path.name)
-    net, info = load_weights(cfg.task, folder, file=file)
+    return load_weights(task, folder, file=file)
+
+
+def _load_init(model: torch.nn.Module, cfg: TrainConfig) -> None:
+    """Copy the network of ``cfg.init`` (:func:`load_init`) into ``model``; WeightsError naming
+    the file when it is another task or architecture."""
+    from honnotate.perception.weights import WeightsError
+
+    path = Path(cfg.init)
+    net, info = load_init(cfg.task, path)
     try:
         state = grow_state_dict(cfg.task, net.state_dict(), info.get("arch") or {}, cfg.arch)
     except ValueError as exc:
