@@ -6,7 +6,10 @@ detector run on every frame of generated held-out scenes made as ``benchmarks/pe
 makes its sets (``--sets SEED:SEQUENCES,...``, 2 frames x 1 camera, random grasps, a forearm)
 and of existing capture folders (``--captures DIR``: every view of every capture in it). Prints,
 per set and variant, PCK@10px of the visible joints and the joints gained and lost against the
-shipped detector. Nothing is written to BENCHMARKS.md (a comparison for a weights decision).
+shipped detector; the shipped detector's misses by kind (:func:`miss_kinds`) and its PCK@10px split by whether the hand lies wholly in
+the image or partly outside it (a ground-truth joint off the image: the crop then holds part of a
+hand). Nothing is written to BENCHMARKS.md (a comparison for a weights decision). ``--variants``
+may be left out: the shipped detector alone, with its split.
 
     python benchmarks/perception_compare.py --variants runs/w_new --sets 60000:200 --captures runs/unseen
 """
@@ -57,21 +60,64 @@ def frames_of_captures(folder: Path):
                 yield seq.rgb(cam, fr), seq.depth(cam, fr), fx, gt[t, c]
 
 
-def compare(detectors: dict, frames) -> dict[str, np.ndarray]:
-    """Hits (bool per visible joint) of each detector over the same frames."""
+def partly_outside(gt: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """Whether a hand's (21, 3) ground-truth keypoints (u, v pixels, visibility) leave an image
+    of ``shape`` (H, W, ...): some joint's pixel centre lies off it."""
+    H, W = shape[:2]
+    u, v = gt[:, 0], gt[:, 1]
+    return bool(np.any((u < -0.5) | (u > W - 0.5) | (v < -0.5) | (v > H - 0.5)))
+
+
+#: Finger of each joint (MANO order; the wrist none): index, middle, pinky, ring, thumb.
+_FINGER = np.array([-1, 0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 4, 0, 1, 3, 2])
+MISS_KINDS = ("near", "another finger's joint", "same finger's joint", "elsewhere")
+
+
+def miss_kinds(kp: np.ndarray, gt: np.ndarray, threshold: float = 10.0) -> list[str]:
+    """Where each visible joint's miss (> ``threshold`` px) lies, from (21, >=2) detected and (21, 3)
+    true keypoints: "near" (within 1.5 x the threshold, no other joint's true place nearer),
+    else "another finger's joint" / "same finger's joint" (within the threshold of another joint's
+    true place, of another finger or of its own finger or the wrist), else "elsewhere"."""
+    out = []
+    for j in np.nonzero(gt[:, 2] > 0)[0]:
+        err = float(np.linalg.norm(kp[j, :2] - gt[j, :2]))
+        if err <= threshold:
+            continue
+        d = np.linalg.norm(gt[:, :2] - kp[j, :2], axis=1)
+        d[j] = np.inf
+        k = int(d.argmin())
+        if err <= 1.5 * threshold and d[k] > err:
+            out.append(MISS_KINDS[0])
+        elif d[k] <= threshold:
+            out.append(MISS_KINDS[1] if _FINGER[k] >= 0 and _FINGER[k] != _FINGER[j] else MISS_KINDS[2])
+        else:
+            out.append(MISS_KINDS[3])
+    return out
+
+
+def compare(detectors: dict, frames) -> tuple[dict[str, np.ndarray], np.ndarray, list[str]]:
+    """Hits (bool per visible joint) of each detector over the same frames; per visible joint
+    whether its hand lies partly outside the image (:func:`partly_outside`); the kinds of the first
+    detector's misses (:func:`miss_kinds`)."""
     from honnotate.evaluate.cues import keypoint_hits
 
     hits: dict[str, list] = {name: [] for name in detectors}
+    outside: list[bool] = []
+    kinds: list[str] = []
     for rgb, depth, fx, gt in frames:
         vis = gt[:, 2] > 0
-        for name, det in detectors.items():
-            hits[name] += keypoint_hits(det(rgb, depth, fx).keypoints, gt, 10.0)[1][vis].tolist()
-    return {name: np.asarray(h, dtype=bool) for name, h in hits.items()}
+        outside += [partly_outside(gt, rgb.shape)] * int(vis.sum())
+        for i, (name, det) in enumerate(detectors.items()):
+            kp = det(rgb, depth, fx).keypoints
+            hits[name] += keypoint_hits(kp, gt, 10.0)[1][vis].tolist()
+            if i == 0:
+                kinds += miss_kinds(kp, gt)
+    return {name: np.asarray(h, dtype=bool) for name, h in hits.items()}, np.asarray(outside, dtype=bool), kinds
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--variants", required=True, help="comma-separated weights folders to compare with the shipped ones")
+    ap.add_argument("--variants", default="", help="comma-separated weights folders to compare with the shipped ones")
     ap.add_argument("--sets", default="", help="generated sets, SEED:SEQUENCES pairs (e.g. 60000:200)")
     ap.add_argument("--captures", type=Path, action="append", default=[], help="folder of capture folders (repeatable)")
     ap.add_argument("--threads", type=int, default=2)
@@ -97,9 +143,12 @@ def main() -> int:
         jobs = [(f"{b}:{n}", frames_of_set(b, n, Path(tmp))) for b, n in sets]
         jobs += [(str(f), frames_of_captures(f)) for f in a.captures]
         for label, frames in jobs:
-            hits = compare(dets, frames)
+            hits, outside, kinds = compare(dets, frames)
             ref = hits["shipped"]
             print(f"{label}: {ref.size} visible joints; shipped PCK@10px {ref.mean():.4f}")
+            for what, m in (("hand wholly in the image", ~outside), ("hand partly outside it", outside)):
+                print(f"  shipped, {what}: {ref[m].mean() if m.any() else float('nan'):.4f} of {int(m.sum())}")
+            print("  shipped misses: " + ", ".join(f"{k} {kinds.count(k)}" for k in MISS_KINDS))
             for name, h in hits.items():
                 if name != "shipped":
                     print(f"  {name}: {h.mean():.4f} (gained {int((~ref & h).sum())}, lost {int((ref & ~h).sum())})")

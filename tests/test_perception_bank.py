@@ -146,3 +146,23 @@ def test_bank_command_writes_then_trains(syn, tmp_path):
     assert (tmp_path / "run" / "keypoints.pt").is_file()
     r = runner.invoke(app, ["train", "keypoints", "--out", str(tmp_path / "run2"), "--bank", str(tmp_path), "--steps", "1"])
     assert r.exit_code == 2 and "not a sample bank" in r.output
+
+
+def test_training_with_bone_heatmaps_lowers_both_losses(syn, bank, tmp_path):
+    """A bones=1 network trained from a bank: the loss (joints + bone_weight x bones) falls, the
+    weights file records the architecture and loads into a network whose forward gives the
+    joints' heatmaps; bone_weight must be >= 0."""
+    from honnotate.perception.weights import load_weights
+
+    torch.manual_seed(0)
+    arch = {**ARCH, "stages": 2, "bones": 1}
+    cfg = TrainConfig(task="keypoints", out=str(tmp_path / "run"), steps=30, batch=4, lr=3e-3, warmup=2, seed=0,
+                      device="cpu", arch=arch, synthetic=syn, bank=(str(bank),), checkpoint_every=30, bone_weight=2.0)
+    result = train(cfg)
+    assert np.mean(result.losses[-5:]) < 0.7 * np.mean(result.losses[:5])
+    net, info = load_weights("keypoints", tmp_path / "run")
+    assert info["arch"]["bones"] == 1
+    out = net(torch.rand(1, 3, 32, 32))
+    assert len(out) == 2 and out[-1].shape == (1, 21, 8, 8)
+    with pytest.raises(ValueError, match="bone_weight must be >= 0"):
+        TrainConfig(task="keypoints", bone_weight=-1.0)

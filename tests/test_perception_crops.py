@@ -336,3 +336,31 @@ def test_far_from_object_returns_the_hand_pixels_beyond_the_distance():
     assert not far_from_object(hand, obj, np.where(obj, 0.0, depth), fx, 0.10).any()
     with pytest.raises(ValueError, match="must match"):
         far_from_object(hand[:10], obj, depth, fx, 0.10)
+
+
+def test_bone_targets_follow_their_definition():
+    """Bone maps: a Gaussian of the distance (cells) from each cell centre to the segment between
+    the bone's joints (brute force over the cells); amplitude 1 with both joints visible, the
+    occluded amplitude otherwise; weight 0 (and an empty map) with a joint outside the crop."""
+    from honnotate.perception.crops import bone_targets, pixels_to_cells
+
+    rng = np.random.default_rng(3)
+    pts = torch.as_tensor(rng.uniform(0, 64, (2, 4, 2)), dtype=torch.float32)
+    vis = torch.tensor([[1, 1, 0, 1], [1, 1, 1, 1]])
+    inside = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+    bones = ((0, 1), (1, 2), (2, 3))
+    maps, w = bone_targets(pts, vis, inside, bones, 16, 4, 1.5, occluded_amplitude=0.4)
+    assert maps.shape == (2, 3, 16, 16) and w.tolist() == [[1, 1, 1], [1, 1, 0]]
+    cells = pixels_to_cells(pts.double().numpy(), 4)
+    for n in range(2):
+        for k, (a, b) in enumerate(bones):
+            amp = 1.0 if vis[n, a] and vis[n, b] else 0.4
+            p, q = cells[n, a], cells[n, b]
+            for i in range(16):
+                for j in range(16):
+                    c = np.array([j, i], float)  # column, row
+                    t = np.clip(np.dot(c - p, q - p) / np.dot(q - p, q - p), 0, 1)
+                    d2 = np.sum((c - p - t * (q - p)) ** 2)
+                    want = amp * np.exp(-0.5 * d2 / 1.5 ** 2) * float(w[n, k])
+                    assert abs(float(maps[n, k, i, j]) - want) < 1e-5
+    assert float(maps[0, 1].max()) <= 0.4 + 1e-6 and float(maps[0, 0].max()) > 0.9

@@ -501,3 +501,41 @@ def test_depth_channels_grow_as_zero_weights_and_learn():
     with pytest.raises(ValueError, match="depth must be 0"):
         build_network("keypoints", {**TINY_KP, "depth": 2})
     assert full_arch("keypoints", TINY_KP)["depth"] == 0
+
+
+def test_bone_heatmaps_grow_at_zero_and_learn():
+    """A keypoint network grown to bone heatmaps (bones=1) gives the joints' heatmaps it gave,
+    its bone outputs start at zero, the next stages see them through zero weights, and a step
+    on the bones' loss moves them; forward without ``with_bones`` keeps the joints' shapes; no
+    shrinking back, and a network without bones refuses ``with_bones``."""
+    from honnotate.perception.networks import BONES
+
+    torch.manual_seed(6)
+    small = build_network("keypoints", TINY_KP).eval()
+    arch = {**TINY_KP, "bones": 1}
+    grown = build_network("keypoints", arch).eval()
+    grown.load_state_dict(grow_state_dict("keypoints", small.state_dict(), TINY_KP, arch))
+    x = torch.rand(2, 3, 32, 32)
+    joints, bones = grown(x, with_bones=True)
+    for a, b in zip(small(x), joints, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(grown(x), joints, strict=True):  # forward without with_bones: the joints alone
+        assert a.shape == (2, 21, 8, 8)
+        torch.testing.assert_close(a, b)
+    assert len(bones) == TINY_KP["stages"] and all(b.shape == (2, len(BONES), 8, 8) and not b.any() for b in bones)
+    assert grown.stages[1][0][0].weight.shape[1] == TINY_KP["width"] + 21 + len(BONES)
+    assert not grown.stages[1][0][0].weight[:, -len(BONES):].any()
+    grown.train()
+    opt = torch.optim.SGD(grown.parameters(), lr=0.5)
+    sum((b - 1).square().sum() for b in grown(x, with_bones=True)[1]).backward()
+    opt.step()
+    assert grown.stages[0][-1].weight[21:].abs().sum() > 0
+    with pytest.raises(ValueError, match="no bone heatmaps"):
+        small(x, with_bones=True)
+    with pytest.raises(ValueError, match="bone heatmaps added"):
+        grow_state_dict("keypoints", grown.state_dict(), arch, TINY_KP)
+    with pytest.raises(ValueError, match="bones must be 0"):
+        build_network("keypoints", {**TINY_KP, "bones": 2})
+    assert full_arch("keypoints", TINY_KP)["bones"] == 0
+    # the bones are the finger chains: every joint but the wrist is the child of exactly one bone
+    assert sorted(b for _, b in BONES) == list(range(1, 21)) and len(set(BONES)) == 20

@@ -65,11 +65,14 @@ def register(app: typer.Typer) -> None:
                                                 "(cells weighted by 1 + k * target; default of TrainConfig)."),
         integral: float | None = typer.Option(None, help="Keypoints: weight of the integral-regression coordinate "
                                               "term (default of TrainConfig)."),
+        bone_weight: float | None = typer.Option(None, help="Keypoints with --arch bones=1: weight of the bone "
+                                                 "heatmaps' loss (default of TrainConfig)."),
         arch: str = typer.Option("", help="Architecture changes, KEY=INT,... to the defaults or, with --init, to the "
                                  "init network's architecture (e.g. blocks=6: keypoint backbone residual blocks; "
                                  "context=2: a stride-16 context branch; context_attention=2: global self-attention "
                                  "layers in that branch; depth=1: RGB-D keypoint crops, the capture's depth as two more "
-                                 "input channels; segmentation num_classes=4: a forearm class, which the detector ends at the wrist "
+                                 "input channels; bones=1: every keypoint stage also outputs a heatmap per bone, which "
+                                 "the next stage sees; segmentation num_classes=4: a forearm class, which the detector ends at the wrist "
                                  "with the hand; segmentation depth=1: RGB-D images, the capture's depth as two more "
                                  "input channels (detection then needs the depth maps); the init network is grown to them)."),
         write_bank: int = typer.Option(0, "--write-bank", help="Keypoints: instead of training, write this many samples "
@@ -138,7 +141,8 @@ def register(app: typer.Typer) -> None:
                               checkpoint_every=checkpoint_every, synthetic=CompositeConfig(**syn),
                               init=str(init) if init is not None else None, precision=precision, ema=ema,
                               flip=flip, arch=arch_dict, bank=tuple(str(b) for b in bank),
-                              **{k: v for k, v in (("foreground", foreground), ("integral", integral)) if v is not None})
+                              **{k: v for k, v in (("foreground", foreground), ("integral", integral),
+                                                        ("bone_weight", bone_weight)) if v is not None})
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         if write_bank:

@@ -23,6 +23,7 @@ __all__ = [
     "invert_affine",
     "warp_image",
     "heatmap_targets",
+    "bone_targets",
     "pixels_to_cells",
     "decode_heatmaps",
     "fuse_heatmaps",
@@ -387,6 +388,40 @@ def heatmap_targets(points: np.ndarray, amplitude: np.ndarray, size: int, stride
     gy = np.exp(-0.5 * ((g[None, :] - cells[:, 1:]) / sigma) ** 2)
     hm = gy[:, :, None] * gx[:, None, :] * np.asarray(amplitude, dtype=np.float64)[:, None, None]
     return hm.astype(np.float32)
+
+
+def bone_targets(points: torch.Tensor, visible: torch.Tensor, inside: torch.Tensor, bones, cells: int,
+                 stride: int, sigma: float, occluded_amplitude: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Line heatmaps of the hand's bones in a batch of crops (targets of a ``bones=1`` keypoint network).
+
+    Each bone's map is ``amp * exp(-d^2 / (2 sigma^2))`` with ``d`` the distance (cells) from a
+    cell's centre to the segment between the bone's two joints, ``amp`` 1 when both joints are
+    visible and ``occluded_amplitude`` otherwise; a bone with a joint outside the crop gets weight 0.
+
+    Args:
+        points: (B, J, 2) joints in crop pixels (u, v). visible: (B, J) bool or 0/1.
+        inside: (B, J) 0/1, the joint lies in the crop (the joint heatmaps' weights).
+        bones: sequence of (parent, child) joint indices (e.g. :data:`~honnotate.perception.networks.BONES`).
+        cells: heatmap side in cells. stride: crop pixels per cell. sigma: Gaussian width in cells.
+
+    Returns:
+        ``(maps (B, K, cells, cells) float, weights (B, K) float)``, K = ``len(bones)``, on ``points``' device.
+    """
+    a_idx = torch.tensor([a for a, _ in bones], device=points.device)
+    b_idx = torch.tensor([b for _, b in bones], device=points.device)
+    p = pixels_to_cells(points.float(), stride)  # (B, J, 2)
+    pa, pb = p[:, a_idx], p[:, b_idx]  # (B, K, 2)
+    g = torch.arange(cells, dtype=p.dtype, device=p.device)
+    grid = torch.stack(torch.meshgrid(g, g, indexing="xy"), -1)  # (cells, cells, 2) x = column, y = row
+    ab = (pb - pa)[:, :, None, None, :]
+    rel = grid[None, None] - pa[:, :, None, None, :]
+    t = ((rel * ab).sum(-1) / (ab * ab).sum(-1).clamp(min=1e-6)).clamp(0.0, 1.0)
+    d2 = ((rel - t[..., None] * ab) ** 2).sum(-1)
+    vis = visible.float()
+    amp = torch.where((vis[:, a_idx] > 0) & (vis[:, b_idx] > 0), torch.ones_like(vis[:, a_idx]),
+                      torch.full_like(vis[:, a_idx], float(occluded_amplitude)))
+    weights = inside.float()[:, a_idx] * inside.float()[:, b_idx]
+    return amp[:, :, None, None] * torch.exp(-0.5 * d2 / sigma ** 2) * weights[:, :, None, None], weights
 
 
 def decode_heatmaps(heatmaps: torch.Tensor, stride: float, *, smooth: float = 0.0) -> torch.Tensor:

@@ -37,6 +37,7 @@ __all__ = [
     "NUM_CLASSES",
     "FOREARM_CLASS",
     "NUM_JOINTS",
+    "BONES",
     "DEPTH_CHANNELS",
 ]
 
@@ -46,6 +47,11 @@ NUM_CLASSES = 3
 #: The forearm's label in the output of a segmentation network with ``num_classes=4``.
 FOREARM_CLASS = 3
 NUM_JOINTS = 21
+#: Bones of the hand as (parent, child) joints in MANO order: each finger's chain from the wrist
+#: (index, middle, pinky, ring, thumb), four bones each. A keypoint network with ``bones=1`` also
+#: outputs one heatmap per bone (:func:`~honnotate.perception.crops.bone_targets`).
+BONES = tuple((a, b) for chain in ((0, 1, 2, 3, 17), (0, 4, 5, 6, 18), (0, 7, 8, 9, 20), (0, 10, 11, 12, 19),
+                                   (0, 13, 14, 15, 16)) for a, b in zip(chain[:-1], chain[1:], strict=True))
 #: Extra input channels of an RGB-D keypoint network (``depth=1``): relative depth, validity.
 DEPTH_CHANNELS = 2
 _MEAN = (0.485, 0.456, 0.406)
@@ -250,6 +256,10 @@ class KeypointNet(nn.Module):
         depth: 1: the crop has :data:`DEPTH_CHANNELS` more channels after RGB, the hand's depth
             relative to the crop centre and its validity (:func:`~honnotate.perception.crops.depth_channels`,
             from the capture's depth map); 0: RGB only.
+        bones: 1: every stage also outputs a heatmap per bone of :data:`BONES` (a line along the
+            bone; trained against :func:`~honnotate.perception.crops.bone_targets`), which the next
+            stage sees beside the joints' (the finger chains as a whole, against a joint put on
+            another finger's); 0: joints only. ``forward`` returns the joints' heatmaps either way.
 
     The heatmaps are at 1/4 of the crop resolution (``stride = 4``). A network with more
     ``blocks`` can start from the weights of one with fewer: :func:`grow_state_dict` (the extra
@@ -260,7 +270,7 @@ class KeypointNet(nn.Module):
 
     def __init__(self, width: int = 64, stages: int = 3, stage_width: int = 64, num_joints: int = NUM_JOINTS,
                  blocks: int = 3, context: int = 0, context_width: int = 128, context_attention: int = 0,
-                 depth: int = 0) -> None:
+                 depth: int = 0, bones: int = 0) -> None:
         super().__init__()
         if stages < 1:
             raise ValueError(f"stages must be >= 1, got {stages}")
@@ -273,6 +283,10 @@ class KeypointNet(nn.Module):
                              f"got {context_attention} with context {context}")
         if depth not in (0, 1):
             raise ValueError(f"depth must be 0 (RGB crops) or 1 (RGB-D crops), got {depth}")
+        if bones not in (0, 1):
+            raise ValueError(f"bones must be 0 (joint heatmaps) or 1 (joint and bone heatmaps), got {bones}")
+        self.num_joints = num_joints
+        outputs = num_joints + len(BONES) * int(bones)
         self.in_channels = 3 + DEPTH_CHANNELS * int(depth)
         self.normalize = _Normalize()
         self.backbone = nn.Sequential(
@@ -283,16 +297,19 @@ class KeypointNet(nn.Module):
         self.context = _Context(width, context_width, context, context_attention) if context else None
         self.stages = nn.ModuleList()
         for s in range(stages):
-            cin = width + (num_joints if s else 0)
+            cin = width + (outputs if s else 0)
             self.stages.append(nn.Sequential(
                 _conv(cin, stage_width), _conv(stage_width, stage_width, dilation=2),
                 _conv(stage_width, stage_width, dilation=4), _conv(stage_width, stage_width, dilation=8),
-                nn.Conv2d(stage_width, num_joints, 1),
+                nn.Conv2d(stage_width, outputs, 1),
             ))
 
-    def forward(self, crop: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, crop: torch.Tensor, *, with_bones: bool = False) -> list[torch.Tensor] | tuple[list[torch.Tensor], list[torch.Tensor]]:
         """(B, C, S, S) float crops (RGB in [0, 1], then the depth channels when ``depth``) -> list
-        (one per stage) of (B, 21, S/4, S/4) heatmaps."""
+        (one per stage) of (B, 21, S/4, S/4) joint heatmaps; ``with_bones`` (a ``bones=1``
+        network): the pair (that list, the list of (B, 20, S/4, S/4) bone heatmaps)."""
+        if with_bones and self.stages[0][-1].out_channels == self.num_joints:
+            raise ValueError("this keypoint network has no bone heatmaps (architecture bones=0)")
         _check_image(crop, self.stride, self.in_channels)
         feats = self.backbone(self.normalize(crop))
         if self.context is not None:
@@ -303,7 +320,8 @@ class KeypointNet(nn.Module):
             hm = stage(x)
             out.append(hm)
             x = torch.cat([feats, hm], 1)
-        return out
+        joints = [hm[:, :self.num_joints] for hm in out]
+        return (joints, [hm[:, self.num_joints:] for hm in out]) if with_bones else joints
 
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
@@ -313,7 +331,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "segmentation": {"base": 16, "levels": 3, "max_channels": 64, "stem_stride": 2, "refine_channels": 8,
                      "num_classes": NUM_CLASSES, "depth": 0},
     "keypoints": {"width": 64, "stages": 3, "stage_width": 64, "blocks": 3, "context": 0, "context_width": 128,
-                  "context_attention": 0, "depth": 0},
+                  "context_attention": 0, "depth": 0, "bones": 0},
 }
 
 
@@ -343,7 +361,8 @@ def grow_state_dict(task: str, state: dict[str, torch.Tensor], arch_from: dict[s
 
     Keypoint networks grow by more backbone ``blocks``, a ``context`` branch added to a
     network without one (any ``context_width``), attention layers added to it, depth input
-    channels added to an RGB network; segmentation networks by the forearm class
+    channels added to an RGB network, bone heatmaps (``bones`` 0 to 1: the stages' new outputs
+    and the next stages' weights on them start at zero, so the joints' heatmaps are unchanged); segmentation networks by the forearm class
     (``num_classes`` 3 to 4: its logit starts as the background's less 4, so every pixel keeps its
     label until training moves it) and by depth input channels (``depth`` 0 to 1). The extra residual blocks and the branch get
     freshly initialised convolutions and a zero scale and shift on their last normalisation, so
@@ -371,17 +390,26 @@ def grow_state_dict(task: str, state: dict[str, torch.Tensor], arch_from: dict[s
             out[_SEG_FIRST_CONV] = _zero_depth_inputs(state[_SEG_FIRST_CONV])
         return out
     context_ok = a["context"] == 0 or (a["context"], a["context_width"]) == (b["context"], b["context_width"])
-    if (task != "keypoints" or not set(diff) <= {"blocks", "context", "context_width", "context_attention", "depth"}
+    if (task != "keypoints" or not set(diff) <= {"blocks", "context", "context_width", "context_attention", "depth", "bones"}
             or b["blocks"] < a["blocks"] or not context_ok or b["context_attention"] < a["context_attention"]
-            or b["depth"] < a["depth"]):
+            or b["depth"] < a["depth"] or b["bones"] < a["bones"]):
         raise ValueError(f"cannot grow a {task} network {a} into {b} (keys {diff}): only more keypoint backbone "
-                         "blocks, a context branch where there was none, more attention layers in it "
-                         "and depth channels added to RGB crops are supported")
+                         "blocks, a context branch where there was none, more attention layers in it, "
+                         "depth channels added to RGB crops and bone heatmaps added are supported")
     grown = build_network(task, b)
     out = grown.state_dict()
     out.update(state)
     if b["depth"] > a["depth"]:  # the first convolution sees the new channels through zero weights
         out[_FIRST_CONV] = _zero_depth_inputs(state[_FIRST_CONV])
+    if b["bones"] > a["bones"]:  # bone outputs at zero, and the next stages see them through zero weights
+        for s in range(b["stages"]):
+            head, first = f"stages.{s}.4", f"stages.{s}.0.0.weight"
+            w = state[f"{head}.weight"]
+            out[f"{head}.weight"] = torch.cat([w, w.new_zeros(len(BONES), *w.shape[1:])], 0)
+            out[f"{head}.bias"] = torch.cat([state[f"{head}.bias"], w.new_zeros(len(BONES))], 0)
+            if s:
+                w = state[first]
+                out[first] = torch.cat([w, w.new_zeros(w.shape[0], len(BONES), *w.shape[2:])], 1)
     zero = [f"backbone.{_FIRST_BLOCK + k}.body.2" for k in range(a["blocks"], b["blocks"])]
     if a["context"] == 0 and b["context"] > 0:
         zero.append("context.up.1")

@@ -38,9 +38,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from honnotate.io.files import atomic_write_bytes, atomic_write_text
 from honnotate.perception.bank import SampleBank, write_bank
-from honnotate.perception.crops import pixels_to_cells
+from honnotate.perception.crops import bone_targets, pixels_to_cells
 from honnotate.perception.data import CompositeConfig, SequenceFrames, SyntheticComposites
 from honnotate.perception.networks import (
+    BONES,
     NUM_CLASSES,
     KeypointNet,
     build_network,
@@ -71,7 +72,9 @@ class TrainConfig:
     shipped weights: checkpoints are per run folder, weights files travel); its architecture
     must equal ``arch``, or have fewer keypoint backbone ``blocks`` (the network is grown,
     :func:`~honnotate.perception.networks.grow_state_dict`); foreground, integral: keypoint
-    loss options (:func:`keypoint_loss`);
+    loss options (:func:`keypoint_loss`); bone_weight: with a ``bones=1`` keypoint network, the
+    weight of its bone heatmaps' loss (:func:`keypoint_loss` against
+    :func:`~honnotate.perception.crops.bone_targets` of the crop's joints) added to the joints';
     precision: "fp32", or "bf16" (mixed precision: the network's forward pass under
     ``torch.autocast`` in bfloat16, weights, optimiser and loss in float32; on CPUs with AMX a
     step of the keypoint network is ~2.4x faster, see ``benchmarks/perception_train.py``, but
@@ -109,6 +112,7 @@ class TrainConfig:
     init: str | None = None
     foreground: float = 0.0
     integral: float = 0.0
+    bone_weight: float = 1.0
     precision: str = "fp32"
     ema: float = 0.0
     bank: tuple[str, ...] = ()
@@ -126,6 +130,8 @@ class TrainConfig:
             raise ValueError(f"ema must be in [0, 1) (0: off), got {self.ema}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not self.bone_weight >= 0:
+            raise ValueError(f"bone_weight must be >= 0, got {self.bone_weight}")
         if not 0.0 <= self.flip <= 1.0:
             raise ValueError(f"flip must be a probability in [0, 1], got {self.flip}")
         if self.flip and self.task != "segmentation":
@@ -431,6 +437,7 @@ def train(config: TrainConfig, *, resume: bool = False,
     loader = DataLoader(dataset, batch_sampler=_StepSampler(start, cfg.steps, cfg.batch), num_workers=cfg.workers,
                         pin_memory=device.type == "cuda", persistent_workers=False)
     losses = []
+    bones = cfg.task == "keypoints" and bool(full_arch(cfg.task, cfg.arch)["bones"])
     model.train()
     t0 = time.perf_counter()
     step = start
@@ -444,13 +451,22 @@ def train(config: TrainConfig, *, resume: bool = False,
             if cfg.flip > 0:  # mirror some images and their labels (per-step draw: resume-safe)
                 batch["labels"], image = mirror_some(batch["labels"], image, cfg.flip, (cfg.seed, step))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                pred = model(image)
+                pred = model(image, with_bones=True) if bones else model(image)
+            if bones:
+                pred, bone_pred = pred
             if cfg.task == "segmentation":
                 loss = segmentation_loss(pred.float(), batch["labels"].to(device))
             else:
                 loss = keypoint_loss([hm.float() for hm in pred], batch["heatmaps"].to(device), batch["weights"].to(device),
                                      foreground=cfg.foreground, integral=cfg.integral,
                                      points=pixels_to_cells(batch["keypoints"].to(device), KeypointNet.stride) if cfg.integral > 0 else None)
+                if bones and cfg.bone_weight > 0:
+                    kp = batch["keypoints"].to(device)
+                    target, weight = bone_targets(kp[..., :2], kp[..., 2], batch["weights"].to(device), BONES,
+                                                  batch["heatmaps"].shape[-1], KeypointNet.stride, cfg.synthetic.crop.sigma,
+                                                  cfg.synthetic.crop.occluded_amplitude)
+                    loss = loss + cfg.bone_weight * keypoint_loss([hm.float() for hm in bone_pred], target, weight,
+                                                                  foreground=cfg.foreground)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
