@@ -7,8 +7,9 @@
 * :class:`KeypointNet`: a convolutional pose machine on a square hand crop: a stride-4
   residual backbone (optionally with a stride-16 context branch, optionally with global self-attention
   layers there), then ``stages`` stages that each refine 21 heatmaps from the backbone
-  features and the previous stage's heatmaps (intermediate supervision on every stage).
-  The confidence of a joint is its heatmap peak (targets peak at 1 for visible joints).
+  features and the previous stage's heatmaps (intermediate supervision on every stage);
+  with ``bones=1`` each stage also gives a line heatmap per bone (:data:`BONES`) that the next
+  stage sees. The confidence of a joint is its heatmap peak (targets peak at 1 for visible joints).
 
 Both take images ``(B, 3, H, W) float32`` in [0, 1] (RGB), any device; the normalisation is
 inside the network. A keypoint network with ``depth=1`` takes RGB-D crops ``(B, 5, S, S)``: RGB,
