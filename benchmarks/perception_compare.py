@@ -68,8 +68,6 @@ def partly_outside(gt: np.ndarray, shape: tuple[int, ...]) -> bool:
     return bool(np.any((u < -0.5) | (u > W - 0.5) | (v < -0.5) | (v > H - 0.5)))
 
 
-#: Finger of each joint (MANO order; the wrist none): index, middle, pinky, ring, thumb.
-_FINGER = np.array([-1, 0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 4, 0, 1, 3, 2])
 MISS_KINDS = ("near", "another finger's joint", "same finger's joint", "elsewhere")
 
 
@@ -78,6 +76,8 @@ def miss_kinds(kp: np.ndarray, gt: np.ndarray, threshold: float = 10.0) -> list[
     true keypoints: "near" (within 1.5 x the threshold, no other joint's true place nearer),
     else "another finger's joint" / "same finger's joint" (within the threshold of another joint's
     true place, of another finger or of its own finger or the wrist), else "elsewhere"."""
+    from honnotate.models.joints import finger_of
+
     out = []
     for j in np.nonzero(gt[:, 2] > 0)[0]:
         err = float(np.linalg.norm(kp[j, :2] - gt[j, :2]))
@@ -89,7 +89,8 @@ def miss_kinds(kp: np.ndarray, gt: np.ndarray, threshold: float = 10.0) -> list[
         if err <= 1.5 * threshold and d[k] > err:
             out.append(MISS_KINDS[0])
         elif d[k] <= threshold:
-            out.append(MISS_KINDS[1] if _FINGER[k] >= 0 and _FINGER[k] != _FINGER[j] else MISS_KINDS[2])
+            other = finger_of(k)
+            out.append(MISS_KINDS[1] if other is not None and other != finger_of(j) else MISS_KINDS[2])
         else:
             out.append(MISS_KINDS[3])
     return out

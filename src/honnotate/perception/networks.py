@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from honnotate.models.joints import SKELETON_BONES
+
 __all__ = [
     "SegmentationNet",
     "KeypointNet",
@@ -48,11 +50,10 @@ NUM_CLASSES = 3
 #: The forearm's label in the output of a segmentation network with ``num_classes=4``.
 FOREARM_CLASS = 3
 NUM_JOINTS = 21
-#: Bones of the hand as (parent, child) joints in MANO order: each finger's chain from the wrist
-#: (index, middle, pinky, ring, thumb), four bones each. A keypoint network with ``bones=1`` also
+#: Bones of the hand as (parent, child) joints in MANO order (the 20 of the finger chains,
+#: :data:`~honnotate.models.joints.SKELETON_BONES`). A keypoint network with ``bones=1`` also
 #: outputs one heatmap per bone (:func:`~honnotate.perception.crops.bone_targets`).
-BONES = tuple((a, b) for chain in ((0, 1, 2, 3, 17), (0, 4, 5, 6, 18), (0, 7, 8, 9, 20), (0, 10, 11, 12, 19),
-                                   (0, 13, 14, 15, 16)) for a, b in zip(chain[:-1], chain[1:], strict=True))
+BONES = SKELETON_BONES
 #: Extra input channels of an RGB-D keypoint network (``depth=1``): relative depth, validity.
 DEPTH_CHANNELS = 2
 _MEAN = (0.485, 0.456, 0.406)
