@@ -14,7 +14,7 @@ from honnotate.perception.networks import (
     full_arch,
     grow_state_dict,
 )
-from honnotate.perception.train import keypoint_loss, segmentation_loss
+from honnotate.perception.train import TrainConfig, keypoint_loss, segmentation_loss
 from honnotate.perception.weights import (
     WeightsError,
     load_weights,
@@ -124,6 +124,33 @@ def test_keypoint_loss_foreground_and_integral_terms():
                                                             points=pts, beta=4.0), (x,))
     with pytest.raises(ValueError, match="needs points"):
         keypoint_loss([peak], peak, one, integral=1.0)
+
+
+def test_keypoint_loss_hard_joint_term():
+    """The hard keypoint term (OHKM) adds, per crop, the mean of its K largest weighted joint errors."""
+    torch.manual_seed(1)
+    target = torch.rand(2, 21, 4, 4, dtype=torch.float64)
+    w = torch.ones(2, 21, dtype=torch.float64)
+    pred = target.clone()
+    pred[0, 3] += 1.0  # crop 0: joint 3 errs by 1 on every cell, joint 7 by 0.5
+    pred[0, 7] += 0.5
+    pred[1, 5] += 2.0  # crop 1: joint 5 errs by 2
+    base = float(keypoint_loss([pred], target, w))
+    assert base == pytest.approx(100 * (1 + 0.25 + 4) / 42, rel=1e-12)
+    # K = 2: crop 0's two worst (100, 25), crop 1's (400, 0): mean 525 / 4 added
+    assert float(keypoint_loss([pred], target, w, hard=2)) == pytest.approx(base + 525 / 4, rel=1e-12)
+    # K = 21 with all weights 1: the term is the base term again (mean over all joints)
+    assert float(keypoint_loss([pred], target, w, hard=21)) == pytest.approx(2 * base, rel=1e-12)
+    # a weight-0 joint is never among the hard ones
+    w0 = w.clone()
+    w0[1, 5] = 0
+    assert float(keypoint_loss([pred], target, w0, hard=1)) == pytest.approx(100 * 1.25 / 41 + 100 / 2, rel=1e-12)
+    x = (0.3 * torch.rand(1, 21, 4, 4, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda h: keypoint_loss([h, 2 * h], target[:1], w[:1], hard=5), (x,))
+    with pytest.raises(ValueError, match="hard must be in"):
+        keypoint_loss([pred], target, w, hard=22)
+    with pytest.raises(ValueError, match="hard_joints must be in"):
+        TrainConfig(task="keypoints", hard_joints=-1)
 
 
 def _fit(model, step_fn, steps=25, lr=5e-3):

@@ -67,6 +67,9 @@ def register(app: typer.Typer) -> None:
                                               "term (default of TrainConfig)."),
         bone_weight: float | None = typer.Option(None, help="Keypoints with --arch bones=1: weight of the bone "
                                                  "heatmaps' loss (default of TrainConfig)."),
+        hard_joints: int | None = typer.Option(None, help="Keypoints: online hard keypoint mining, the K joints of "
+                                               "each crop with the largest heatmap error weigh in twice (0: off; "
+                                               "default of TrainConfig)."),
         arch: str = typer.Option("", help="Architecture changes, KEY=INT,... to the defaults or, with --init, to the "
                                  "init network's architecture (e.g. blocks=6: keypoint backbone residual blocks; "
                                  "context=2: a stride-16 context branch; context_attention=2: global self-attention "
@@ -142,7 +145,8 @@ def register(app: typer.Typer) -> None:
                               init=str(init) if init is not None else None, precision=precision, ema=ema,
                               flip=flip, arch=arch_dict, bank=tuple(str(b) for b in bank),
                               **{k: v for k, v in (("foreground", foreground), ("integral", integral),
-                                                        ("bone_weight", bone_weight)) if v is not None})
+                                                        ("bone_weight", bone_weight),
+                                                        ("hard_joints", hard_joints)) if v is not None})
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         if write_bank:

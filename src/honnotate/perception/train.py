@@ -75,6 +75,8 @@ class TrainConfig:
     loss options (:func:`keypoint_loss`); bone_weight: with a ``bones=1`` keypoint network, the
     weight of its bone heatmaps' loss (:func:`keypoint_loss` against
     :func:`~honnotate.perception.crops.bone_targets` of the crop's joints) added to the joints';
+    hard_joints: keypoints only: K of :func:`keypoint_loss`'s hard keypoint term (the K worst
+    joints of each crop weigh in twice; 0: off, the runs before 2026-12-06 evening);
     precision: "fp32", or "bf16" (mixed precision: the network's forward pass under
     ``torch.autocast`` in bfloat16, weights, optimiser and loss in float32; on CPUs with AMX a
     step of the keypoint network is ~2.4x faster, see ``benchmarks/perception_train.py``, but
@@ -113,6 +115,7 @@ class TrainConfig:
     foreground: float = 0.0
     integral: float = 0.0
     bone_weight: float = 1.0
+    hard_joints: int = 0
     precision: str = "fp32"
     ema: float = 0.0
     bank: tuple[str, ...] = ()
@@ -130,6 +133,8 @@ class TrainConfig:
             raise ValueError(f"ema must be in [0, 1) (0: off), got {self.ema}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not 0 <= self.hard_joints <= 21:
+            raise ValueError(f"hard_joints must be in [0, 21] (0: no hard keypoint term), got {self.hard_joints}")
         if not self.bone_weight >= 0:
             raise ValueError(f"bone_weight must be >= 0, got {self.bone_weight}")
         if not 0.0 <= self.flip <= 1.0:
@@ -215,7 +220,7 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
 
 def keypoint_loss(stages: list[torch.Tensor], target: torch.Tensor, weights: torch.Tensor, *,
                   foreground: float = 0.0, integral: float = 0.0, points: torch.Tensor | None = None,
-                  beta: float = 20.0) -> torch.Tensor:
+                  beta: float = 20.0, hard: int = 0) -> torch.Tensor:
     """Heatmap loss over all stages (intermediate supervision), per joint weighted.
 
     The base term is the mean squared heatmap error, each cell weighted by ``1 + foreground *
@@ -223,13 +228,17 @@ def keypoint_loss(stages: list[torch.Tensor], target: torch.Tensor, weights: tor
     the background, whose near-zero error otherwise dominates: peaks rise sooner). With
     ``integral`` > 0 an integral-regression term is added: the expected cell of
     ``softmax(beta * heatmap)`` against the target point, L1 in cells (a coordinate loss that
-    pulls the mass of a spread or doubled heatmap to the right place).
+    pulls the mass of a spread or doubled heatmap to the right place). With ``hard`` = K > 0 an
+    online hard keypoint mining term is added (Chen et al. 2018, CPN): per crop and stage the
+    mean of the K largest weighted per-joint squared errors (a fingertip put on the neighbouring
+    finger's errs twice, where it is and where it is not, and weighs in again).
 
     Args:
         stages: list of (B, J, h, w) predicted heatmaps. target: (B, J, h, w). weights: (B, J).
         foreground: weight of the target's peak cells. integral: weight of the coordinate term.
         points: (B, J, 2) target points in heatmap cells (x = column, y = row; needed when
-            ``integral`` > 0). beta: softmax sharpness (heatmaps peak at 1).
+            ``integral`` > 0). beta: softmax sharpness (heatmaps peak at 1). hard: K joints
+            per crop for the hard keypoint term (0: none; at most J).
 
     Returns:
         () float loss (the squared error scaled by 100: heatmaps are mostly ~0).
@@ -239,6 +248,8 @@ def keypoint_loss(stages: list[torch.Tensor], target: torch.Tensor, weights: tor
     if integral > 0 and (points is None or points.shape != (*target.shape[:2], 2)):
         raise ValueError(f"the integral term needs points (B, J, 2) = {(*target.shape[:2], 2)}, got "
                          f"{None if points is None else tuple(points.shape)}")
+    if not 0 <= hard <= target.shape[1]:
+        raise ValueError(f"hard must be in [0, {target.shape[1]}] (joints per crop), got {hard}")
     norm = weights.sum().clamp(min=1)
     cell_w = 1.0 + foreground * target if foreground > 0 else None
     h, w = target.shape[-2:]
@@ -249,7 +260,10 @@ def keypoint_loss(stages: list[torch.Tensor], target: torch.Tensor, weights: tor
         sq = (hm - target) ** 2
         if cell_w is not None:
             sq = sq * cell_w
-        total = total + 100.0 * (sq.mean((2, 3)) * weights).sum() / norm
+        per_joint = 100.0 * sq.mean((2, 3)) * weights
+        total = total + per_joint.sum() / norm
+        if hard > 0:
+            total = total + per_joint.topk(hard, dim=1).values.mean()
         if integral > 0:
             prob = torch.softmax(beta * hm.flatten(2), -1).view_as(hm)
             ex = (prob.sum(2) * torch.arange(w, dtype=hm.dtype, device=hm.device)).sum(-1)
@@ -458,7 +472,7 @@ def train(config: TrainConfig, *, resume: bool = False,
                 loss = segmentation_loss(pred.float(), batch["labels"].to(device))
             else:
                 loss = keypoint_loss([hm.float() for hm in pred], batch["heatmaps"].to(device), batch["weights"].to(device),
-                                     foreground=cfg.foreground, integral=cfg.integral,
+                                     foreground=cfg.foreground, integral=cfg.integral, hard=cfg.hard_joints,
                                      points=pixels_to_cells(batch["keypoints"].to(device), KeypointNet.stride) if cfg.integral > 0 else None)
                 if bones and cfg.bone_weight > 0:
                     kp = batch["keypoints"].to(device)
