@@ -314,6 +314,56 @@ def test_paste_occluders_covers_the_joints_it_reports():
     assert seen_cover > 30 and seen_free > 30  # they cover some joints, never all
 
 
+def test_truncate_view_cuts_as_an_image_border():
+    """truncate_view: black (image, labels 0) beyond an axis-parallel line, the kept share of the
+    hand's pixels within the range, the joints beyond made invisible, the others untouched, the
+    inputs unmodified; the crop of a truncated view is boxed on what is left; bad ranges refused."""
+    from honnotate.perception.data import CropConfig, check_occluders, keypoint_crop, truncate_view
+
+    H, W = 60, 80
+    image = np.random.default_rng(0).uniform(0.1, 1.0, (H, W, 3)).astype(np.float32)
+    labels = np.zeros((H, W), np.uint8)
+    labels[10:50, 20:60] = 2
+    kp = np.concatenate([np.random.default_rng(1).uniform([20, 10], [60, 50], (21, 2)), np.ones((21, 1))], 1)
+    kp = kp.astype(np.float32)
+    before = (image.copy(), labels.copy(), kp.copy())
+    sides = set()
+    for seed in range(40):
+        img, lab, k2, gone = truncate_view(image, labels, kp, np.random.default_rng(seed), (0.4, 0.6))
+        assert gone.shape == (H, W) and gone.any() and not gone.all()
+        assert (img[gone] == 0).all() and (lab[gone] == 0).all()
+        np.testing.assert_array_equal(img[~gone], image[~gone])
+        kept = (lab == 2).sum() / (labels == 2).sum()
+        assert 0.35 <= kept <= 0.65
+        cols, rows = gone.any(0), gone.any(1)
+        sides.add((bool(cols[0]), bool(cols[-1]), bool(rows[0]), bool(rows[-1])))
+        u, v = np.round(kp[:, 0]).astype(int), np.round(kp[:, 1]).astype(int)
+        far = gone[np.clip(v, 0, H - 1), np.clip(u, 0, W - 1)]
+        assert (k2[far, 2] == 0).all()  # joints on the cut-away side are invisible
+        assert (k2[~far, 2] == kp[~far, 2]).all()  # the others untouched
+        np.testing.assert_array_equal(k2[:, :2], kp[:, :2])
+    assert len(sides) == 4  # every side is drawn
+    for a, b in zip((image, labels, kp), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # no hand pixels: nothing cut
+    img, lab, k2, gone = truncate_view(image, np.zeros_like(labels), kp, np.random.default_rng(0))
+    assert not gone.any() and img is image
+    # the crop of a truncated view: prob 1 boxes the kept part (a smaller box than the whole hand's)
+    crop = CropConfig(size=32, jitter_scale=0.0, jitter_shift=0.0, jitter_rotation=0.0, truncate_prob=1.0,
+                      truncate_keep=(0.5, 0.5))
+    cut = keypoint_crop(image, labels, kp, crop, np.random.default_rng(5))
+    whole = keypoint_crop(image, labels, kp, dataclasses.replace(crop, truncate_prob=0.0), np.random.default_rng(5))
+    from honnotate.perception.crops import apply_affine, invert_affine
+
+    centre = lambda c: apply_affine(invert_affine(c["affine"]), np.array([[15.5, 15.5]]))[0]  # noqa: E731
+    np.testing.assert_allclose(centre(whole), [39.5, 29.5], atol=0.6)  # the whole hand's box centre
+    assert np.abs(centre(cut) - centre(whole)).max() > 8  # the kept half's
+    assert cut["keypoints"][:, 2].sum() < whole["keypoints"][:, 2].sum()
+    for bad, match in (({"truncate_prob": 1.5}, "truncate_prob"), ({"truncate_keep": (0.0, 0.5)}, "truncate_keep")):
+        with pytest.raises(ValueError, match=match):
+            check_occluders(CropConfig(**bad))
+
+
 def test_occluded_samples_mark_the_covered_joints(config):
     """With occluder_prob 1 the covered visible joints become occluded, their heatmap peaks
     scaled to occluded_amplitude; the other joints' targets are untouched; occluder_prob 0 gives

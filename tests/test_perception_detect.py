@@ -394,6 +394,12 @@ def test_train_init_starts_from_weights_and_checks_them(tmp_path):
         assert r.exit_code == 2 and "--occluders" in r.output, r.output
     r = runner.invoke(app, ["train", "seg", "--steps", "1", "--out", str(tmp_path / "l"), "--occluders", "0.5"])
     assert r.exit_code == 2 and "--occluders is for keypoints" in r.output, r.output
+    # --truncate: likewise
+    r = runner.invoke(app, [*cli, "--out", str(tmp_path / "m"), "--init", str(tmp_path / "g"), "--truncate", "0.3"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "m" / "keypoints_config.json").read_text())["synthetic"]["crop"]["truncate_prob"] == 0.3
+    r = runner.invoke(app, [*cli, "--out", str(tmp_path / "n"), "--truncate", "1.5"])
+    assert r.exit_code == 2 and "--truncate" in r.output, r.output
 
 
 def test_sequence_frames_bootstrap_labels(capture):

@@ -45,6 +45,9 @@ def register(app: typer.Typer) -> None:
         occluders: float = typer.Option(0.0, "--occluders", help="Keypoints: chance of a training crop getting 1-3 "
                                         "pasted occluders (textured, flat or skin-coloured shapes; the joints they "
                                         "cover become occluded; RGB crops; 0: none)."),
+        truncate: float = typer.Option(0.0, "--truncate", help="Keypoints: chance of a training view being cut as "
+                                       "by an image border across the hand (35-85% of its pixels kept, black "
+                                       "beyond, the joints there invisible; 0: none)."),
         device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda:0, ..."),
         workers: int = typer.Option(0, help="DataLoader worker processes."),
         checkpoint_every: int = typer.Option(200, help="Steps between checkpoints."),
@@ -121,6 +124,10 @@ def register(app: typer.Typer) -> None:
             if full != "keypoints" or not 0 < occluders <= 1:
                 raise typer.BadParameter(f"--occluders is for keypoints, a probability in (0, 1], got {occluders}")
             crop_kw["occluder_prob"] = occluders
+        if truncate:
+            if full != "keypoints" or not 0 < truncate <= 1:
+                raise typer.BadParameter(f"--truncate is for keypoints, a probability in (0, 1], got {truncate}")
+            crop_kw["truncate_prob"] = truncate
         if crop_kw:
             syn["crop"] = CropConfig(**crop_kw)
         if zoom:

@@ -112,7 +112,11 @@ class CropConfig:
     0: off, the crops of before); occluder_prob: chance of a training crop getting 1 to
     ``occluder_count`` pasted occluders (:func:`paste_occluders`: textured, flat or skin-coloured
     shapes of ``occluder_size`` times the crop side, often over the hand; the joints they cover
-    become occluded; RGB crops only; 0: off, the crops of before).
+    become occluded; RGB crops only; 0: off, the crops of before); truncate_prob: chance of a
+    training view being cut as by an image border (:func:`truncate_view`: the part of the image
+    beyond a random line across the hand, ``truncate_keep`` of its pixels kept, made black, as
+    the detector's crops are beyond the image; hands partly out of the image are the keypoint
+    network's weakest views; 0: off, the crops of before).
     """
 
     size: int = 128
@@ -126,6 +130,8 @@ class CropConfig:
     occluder_prob: float = 0.0
     occluder_count: int = 3
     occluder_size: tuple[float, float] = (0.2, 0.5)
+    truncate_prob: float = 0.0
+    truncate_keep: tuple[float, float] = (0.35, 0.85)
 
 
 @dataclass(frozen=True)
@@ -393,6 +399,49 @@ def check_occluders(crop: CropConfig) -> None:
     lo, hi = crop.occluder_size
     if not 0.0 < lo <= hi <= 1.0:
         raise ValueError(f"occluder_size must be 0 < LO <= HI <= 1 (fractions of the crop side), got {crop.occluder_size}")
+    if not 0.0 <= crop.truncate_prob <= 1.0:
+        raise ValueError(f"truncate_prob must be a probability in [0, 1], got {crop.truncate_prob}")
+    lo, hi = crop.truncate_keep
+    if not 0.0 < lo <= hi <= 1.0:
+        raise ValueError(f"truncate_keep must be 0 < LO <= HI <= 1 (fractions of the hand's pixels), got {crop.truncate_keep}")
+
+
+def truncate_view(image: np.ndarray, labels: np.ndarray, keypoints: np.ndarray, rng: np.random.Generator,
+                  keep: tuple[float, float] = (0.35, 0.85)) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A view cut as if an image border crossed the hand (truncation augmentation).
+
+    One side is drawn (left, right, top or bottom) and a cut line parallel to it placed at the
+    hand-mask quantile that keeps a fraction drawn from ``keep`` of the hand's pixels; beyond the
+    line the image and labels become 0 (what a crop holds beyond the image border) and the
+    joints there invisible (as joints off the image are). With no hand pixels nothing is cut.
+
+    Args:
+        image: (H, W, C) float32. labels: (H, W) integer (2 = hand). keypoints: (21, 3) pixels u,
+            v and visibility. rng: the random stream (side, then fraction; both always drawn).
+        keep: range of the fraction of hand pixels kept.
+
+    Returns:
+        ``(image, labels, keypoints, gone)``: copies (the inputs are not modified) and the (H, W)
+        bool pixels cut away (for the caller's depth maps).
+    """
+    side = int(rng.integers(4))
+    q = float(rng.uniform(*keep))
+    H, W = labels.shape
+    vs, us = np.nonzero(labels == 2)
+    if us.size == 0:
+        return image, labels, keypoints, np.zeros((H, W), bool)
+    coord = us if side < 2 else vs
+    # side 0 / 2: the border is to the right / below (the low coordinates kept), 1 / 3: left / above
+    cut = float(np.quantile(coord, q if side % 2 == 0 else 1.0 - q))
+    grid = np.arange(W if side < 2 else H, dtype=np.float64)
+    line = grid > cut if side % 2 == 0 else grid < cut
+    gone = np.broadcast_to(line[None, :] if side < 2 else line[:, None], (H, W))
+    image = np.where(gone[..., None] if image.ndim == 3 else gone, 0, image).astype(image.dtype)
+    labels = np.where(gone, 0, labels).astype(labels.dtype)
+    kp = np.array(keypoints, dtype=np.float32, copy=True)
+    c = np.round(kp[:, 0] if side < 2 else kp[:, 1])  # the pixel each joint falls in, as ``line``
+    kp[(c > cut) if side % 2 == 0 else (c < cut), 2] = 0
+    return image, labels, kp, np.ascontiguousarray(gone)
 
 
 def paste_occluders(image: np.ndarray, keypoints: np.ndarray, rng: np.random.Generator,
@@ -476,8 +525,15 @@ def keypoint_crop(image: np.ndarray, labels: np.ndarray, keypoints: np.ndarray, 
         dict with ``image`` (S, S, 3) float32, ``heatmaps`` (21, S/4, S/4), ``weights`` (21,),
         ``keypoints`` (21, 3) crop pixels + visibility, ``affine`` (2, 3) image -> crop, and with
         ``depth`` given ``depth`` (S, S, 2) (:func:`~honnotate.perception.crops.depth_channels`);
-        or None when the image has no hand pixels.
+        or None when the image has no hand pixels. With ``rng`` and ``crop.truncate_prob`` the
+        view is first cut as by an image border (:func:`truncate_view`), that often.
     """
+    if rng is not None and crop.truncate_prob > 0 and rng.random() < crop.truncate_prob:
+        image, labels, keypoints, gone = truncate_view(image, labels, keypoints, rng, crop.truncate_keep)
+        if depth is not None:
+            depth = np.where(gone, 0, depth).astype(np.float32)
+        if floor is not None:
+            floor = (np.where(gone, 0, floor[0]).astype(np.float32), floor[1])
     box = hand_box_from_mask(labels == 2)
     if box is None:
         return None
