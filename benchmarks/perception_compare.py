@@ -9,7 +9,9 @@ per set and variant, PCK@10px of the visible joints and the joints gained and lo
 shipped detector; the shipped detector's misses by kind (:func:`miss_kinds`) and its PCK@10px split by whether the hand lies wholly in
 the image or partly outside it (a ground-truth joint off the image: the crop then holds part of a
 hand). Nothing is written to BENCHMARKS.md (a comparison for a weights decision). ``--variants``
-may be left out: the shipped detector alone, with its split.
+may be left out: the shipped detector alone, with its split. With ``--cache DIR`` each detector's
+results on each set are kept there, keyed by its weights files, the detection code and the set,
+and reused (comparing a new variant then runs only the new variant).
 
     python benchmarks/perception_compare.py --variants runs/w_new --sets 60000:200 --captures runs/unseen
 """
@@ -96,6 +98,22 @@ def miss_kinds(kp: np.ndarray, gt: np.ndarray, threshold: float = 10.0) -> list[
     return out
 
 
+def fingerprint(weights: Path, label: str) -> str:
+    """A key for one detector's results on one set: the sha1 of its weights files (every ``*.pt``
+    of the folder), of the detection code (``perception/detect.py``, ``crops.py``) and of the set's
+    label (``SEED:N`` or a captures folder)."""
+    import hashlib
+
+    import honnotate.perception.crops as crops_mod
+    import honnotate.perception.detect as detect_mod
+
+    h = hashlib.sha1(label.encode())
+    for f in sorted(weights.glob("*.pt")) + [Path(detect_mod.__file__), Path(crops_mod.__file__)]:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def compare(detectors: dict, frames) -> tuple[dict[str, np.ndarray], np.ndarray, list[str]]:
     """Hits (bool per visible joint) of each detector over the same frames; per visible joint
     whether its hand lies partly outside the image (:func:`partly_outside`); the kinds of the first
@@ -122,6 +140,7 @@ def main() -> int:
     ap.add_argument("--sets", default="", help="generated sets, SEED:SEQUENCES pairs (e.g. 60000:200)")
     ap.add_argument("--captures", type=Path, action="append", default=[], help="folder of capture folders (repeatable)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cache", type=Path, default=None, help="folder keeping each detector's results per set for reuse")
     a = ap.parse_args()
     from honnotate.perception.detect import Detector
     from honnotate.perception.weights import WeightsError
@@ -134,25 +153,48 @@ def main() -> int:
         if not folder.is_dir():
             ap.error(f"--captures {folder}: no such folder")
     torch.set_num_threads(a.threads)
+    from honnotate.perception.weights import default_weights_dir
+
+    folders = {"shipped": default_weights_dir()}
+    folders.update({v: Path(v) for v in a.variants.split(",") if v})
     try:
         dets = {"shipped": Detector(None, "cpu")}
-        dets.update({v: Detector(Path(v), "cpu") for v in a.variants.split(",") if v})
+        dets.update({v: Detector(Path(v), "cpu") for v in folders if v != "shipped"})
     except WeightsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if a.cache is not None:
+        a.cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        jobs = [(f"{b}:{n}", frames_of_set(b, n, Path(tmp))) for b, n in sets]
-        jobs += [(str(f), frames_of_captures(f)) for f in a.captures]
+        jobs = [(f"{b}:{n}", lambda b=b, n=n: frames_of_set(b, n, Path(tmp))) for b, n in sets]
+        jobs += [(str(f), lambda f=f: frames_of_captures(f)) for f in a.captures]
         for label, frames in jobs:
-            hits, outside, kinds = compare(dets, frames)
+            paths = {name: a.cache / f"{fingerprint(folders[name], label)}.npz" for name in dets} if a.cache else {}
+            cached = {name: np.load(p) for name, p in paths.items() if p.exists()}
+            todo = {name: d for name, d in dets.items() if name not in cached}
+            if "shipped" in todo:  # the miss kinds are the first detector's
+                todo = {"shipped": todo.pop("shipped"), **todo}
+            hits, outside, kinds = compare(todo, frames()) if todo else ({}, None, [])
+            for name, c in cached.items():
+                hits[name] = c["hits"]
+                outside = c["outside"] if outside is None else outside
+                if name == "shipped":
+                    kinds = [str(k) for k in c["kinds"]]
+            for name in todo:
+                if name in paths:
+                    np.savez(paths[name], hits=hits[name], outside=outside,
+                             kinds=np.asarray(kinds if name == "shipped" else [], dtype=str))
             ref = hits["shipped"]
             print(f"{label}: {ref.size} visible joints; shipped PCK@10px {ref.mean():.4f}")
             for what, m in (("hand wholly in the image", ~outside), ("hand partly outside it", outside)):
                 print(f"  shipped, {what}: {ref[m].mean() if m.any() else float('nan'):.4f} of {int(m.sum())}")
             print("  shipped misses: " + ", ".join(f"{k} {kinds.count(k)}" for k in MISS_KINDS))
-            for name, h in hits.items():
+            for name in dets:
                 if name != "shipped":
-                    print(f"  {name}: {h.mean():.4f} (gained {int((~ref & h).sum())}, lost {int((ref & ~h).sum())})")
+                    h = hits[name]
+                    print(f"  {name}: {h.mean():.4f} (gained {int((~ref & h).sum())}, lost {int((ref & ~h).sum())}; "
+                          f"hand wholly in the image {h[~outside].mean():.4f}, partly outside "
+                          f"{h[outside].mean() if outside.any() else float('nan'):.4f})")
     return 0
 
 
