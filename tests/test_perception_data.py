@@ -318,7 +318,12 @@ def test_truncate_view_cuts_as_an_image_border():
     """truncate_view: black (image, labels 0) beyond an axis-parallel line, the kept share of the
     hand's pixels within the range, the joints beyond made invisible, the others untouched, the
     inputs unmodified; the crop of a truncated view is boxed on what is left; bad ranges refused."""
-    from honnotate.perception.data import CropConfig, check_occluders, keypoint_crop, truncate_view
+    from honnotate.perception.data import (
+        CropConfig,
+        check_crop_augmentation,
+        keypoint_crop,
+        truncate_view,
+    )
 
     H, W = 60, 80
     image = np.random.default_rng(0).uniform(0.1, 1.0, (H, W, 3)).astype(np.float32)
@@ -361,7 +366,7 @@ def test_truncate_view_cuts_as_an_image_border():
     assert cut["keypoints"][:, 2].sum() < whole["keypoints"][:, 2].sum()
     for bad, match in (({"truncate_prob": 1.5}, "truncate_prob"), ({"truncate_keep": (0.0, 0.5)}, "truncate_keep")):
         with pytest.raises(ValueError, match=match):
-            check_occluders(CropConfig(**bad))
+            check_crop_augmentation(CropConfig(**bad))
 
 
 def test_occluded_samples_mark_the_covered_joints(config):

@@ -60,12 +60,13 @@ __all__ = [
     "SequenceFrames",
     "augment_affine",
     "expand_capture_dirs",
-    "check_occluders",
+    "check_crop_augmentation",
     "color_jitter",
     "keypoint_crop",
     "maybe_occlude",
     "occlude_sample",
     "paste_occluders",
+    "truncate_view",
     "procedural_background",
     "TablePlane",
     "draw_plane",
@@ -196,7 +197,7 @@ class CompositeConfig:
             raise ValueError(f"grasps_per_object must be >= 1, got {self.grasps_per_object}")
         if self.crop.size % 4:
             raise ValueError(f"crop size must be a multiple of 4, got {self.crop.size}")
-        check_occluders(self.crop)
+        check_crop_augmentation(self.crop)
         if not 0.0 <= self.table_prob <= 1.0:
             raise ValueError(f"table_prob must be in [0, 1], got {self.table_prob}")
         if not 0.0 <= self.anatomical_prob <= 1.0:
@@ -390,8 +391,8 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
     return np.clip(img, 0, 1).astype(np.float32)
 
 
-def check_occluders(crop: CropConfig) -> None:
-    """ValueError naming the field when ``crop``'s occluder settings are out of range."""
+def check_crop_augmentation(crop: CropConfig) -> None:
+    """ValueError naming the field when ``crop``'s occluder or truncation settings are out of range."""
     if not 0.0 <= crop.occluder_prob <= 1.0:
         raise ValueError(f"occluder_prob must be a probability in [0, 1], got {crop.occluder_prob}")
     if crop.occluder_count < 1:

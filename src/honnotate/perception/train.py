@@ -43,6 +43,7 @@ from honnotate.perception.data import CompositeConfig, SequenceFrames, Synthetic
 from honnotate.perception.networks import (
     BONES,
     NUM_CLASSES,
+    NUM_JOINTS,
     KeypointNet,
     build_network,
     count_parameters,
@@ -133,8 +134,8 @@ class TrainConfig:
             raise ValueError(f"ema must be in [0, 1) (0: off), got {self.ema}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if not 0 <= self.hard_joints <= 21:
-            raise ValueError(f"hard_joints must be in [0, 21] (0: no hard keypoint term), got {self.hard_joints}")
+        if not 0 <= self.hard_joints <= NUM_JOINTS:
+            raise ValueError(f"hard_joints must be in [0, {NUM_JOINTS}] (0: no hard keypoint term), got {self.hard_joints}")
         if not self.bone_weight >= 0:
             raise ValueError(f"bone_weight must be >= 0, got {self.bone_weight}")
         if not 0.0 <= self.flip <= 1.0:
