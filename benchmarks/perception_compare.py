@@ -114,6 +114,28 @@ def fingerprint(weights: Path, label: str) -> str:
     return h.hexdigest()[:16]
 
 
+def save_cached(path: Path, **arrays: np.ndarray) -> None:
+    """One detector's results on one set (``hits``, ``outside``, ``kinds``), written atomically."""
+    import io
+
+    from honnotate.io.files import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_cached(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of :func:`save_cached`, or None (with a warning naming the file, which is then
+    computed and written anew) when the file is unreadable or lacks one."""
+    try:
+        with np.load(path) as f:
+            return {k: f[k] for k in ("hits", "outside", "kinds")}
+    except Exception as exc:  # truncated, not an npz, missing key
+        print(f"warning: {path}: unreadable cached results ({type(exc).__name__}), computing them again", file=sys.stderr)
+        return None
+
+
 def compare(detectors: dict, frames) -> tuple[dict[str, np.ndarray], np.ndarray, list[str]]:
     """Hits (bool per visible joint) of each detector over the same frames; per visible joint
     whether its hand lies partly outside the image (:func:`partly_outside`); the kinds of the first
@@ -170,7 +192,7 @@ def main() -> int:
         jobs += [(str(f), lambda f=f: frames_of_captures(f)) for f in a.captures]
         for label, frames in jobs:
             paths = {name: a.cache / f"{fingerprint(folders[name], label)}.npz" for name in dets} if a.cache else {}
-            cached = {name: np.load(p) for name, p in paths.items() if p.exists()}
+            cached = {name: c for name, p in paths.items() if p.exists() and (c := load_cached(p)) is not None}
             todo = {name: d for name, d in dets.items() if name not in cached}
             if "shipped" in todo:  # the miss kinds are the first detector's
                 todo = {"shipped": todo.pop("shipped"), **todo}
@@ -182,8 +204,8 @@ def main() -> int:
                     kinds = [str(k) for k in c["kinds"]]
             for name in todo:
                 if name in paths:
-                    np.savez(paths[name], hits=hits[name], outside=outside,
-                             kinds=np.asarray(kinds if name == "shipped" else [], dtype=str))
+                    save_cached(paths[name], hits=hits[name], outside=outside,
+                                kinds=np.asarray(kinds if name == "shipped" else [], dtype=str))
             ref = hits["shipped"]
             print(f"{label}: {ref.size} visible joints; shipped PCK@10px {ref.mean():.4f}")
             for what, m in (("hand wholly in the image", ~outside), ("hand partly outside it", outside)):

@@ -103,3 +103,43 @@ def test_pck_by_box_side():
     assert sum(n for _, n in bins) == 6
     assert np.isnan(bench.pck_by_box_side(hits[:1], side[:1])[2][0])
     assert bench.box_side_text(bins) == "0.500 (2); 1.000 (2); 0.500 (2)"
+
+
+def _compare_bench():
+    import sys
+
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(bench))  # perception_compare imports perception's sets
+    try:
+        spec = importlib.util.spec_from_file_location("bench_perception_compare", bench / "perception_compare.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(bench))
+    return mod
+
+
+def test_compare_cache_round_trip_and_bad_files(tmp_path, capsys):
+    """perception_compare's cache: results come back as written; a fingerprint changes with the
+    weights files and the set; a truncated or foreign file is reported by name and read as
+    missing (computed anew), not an error."""
+    mod = _compare_bench()
+    hits, outside = np.array([True, False, True]), np.array([False, False, True])
+    path = tmp_path / "a.npz"
+    mod.save_cached(path, hits=hits, outside=outside, kinds=np.asarray(["near"], dtype=str))
+    got = mod.load_cached(path)
+    np.testing.assert_array_equal(got["hits"], hits)
+    np.testing.assert_array_equal(got["outside"], outside)
+    assert [str(k) for k in got["kinds"]] == ["near"]
+    w = tmp_path / "w"
+    w.mkdir()
+    (w / "keypoints.pt").write_bytes(b"one")
+    key = mod.fingerprint(w, "60000:200")
+    assert key == mod.fingerprint(w, "60000:200") and key != mod.fingerprint(w, "60000:20")
+    (w / "keypoints.pt").write_bytes(b"two")
+    assert mod.fingerprint(w, "60000:200") != key
+    path.write_bytes(path.read_bytes()[:20])  # truncated
+    assert mod.load_cached(path) is None
+    assert str(path) in capsys.readouterr().err
+    np.savez(tmp_path / "b.npz", other=np.zeros(2))  # no hits array
+    assert mod.load_cached(tmp_path / "b.npz") is None
