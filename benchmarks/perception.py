@@ -81,7 +81,10 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
     firstpass = None if seg_only else Detector(weights, "cpu", redetect=False, **opts)  # one keypoint pass, one cut
     gated = None if seg_only else Detector(weights, "cpu", object_gate_m=0.15, **opts)
     dark = None if seg_only else Detector(weights, "cpu", decode_smooth_px=DECODE_SMOOTH_PX, **opts)  # DARK decoding
-    first_net = None if seg_only or det.kp_fine is None else Detector(weights, "cpu", fine_keypoints=False, **opts)
+    first_net = None if seg_only or (det.kp_fine is None and det.kp_upright is None) else \
+        Detector(weights, "cpu", fine_keypoints=False, upright_keypoints=False, **opts)
+    # without the upright keypoint network (keypoints_upright.pt), the others as shipped
+    no_upright = None if seg_only or det.kp_upright is None else Detector(weights, "cpu", upright_keypoints=False, **opts)
     onepass = Detector(weights, "cpu", keypoints=not seg_only, **{**opts, "seg_flip": False, "seg_zoom": (1.0,)})
     halfsize = Detector(weights, "cpu", keypoints=not seg_only, **{**opts, "seg_zoom": (0.5, 1.0)})
     flip_off = np.zeros((2, 2))  # hand, object: intersection, union with one segmentation pass
@@ -97,7 +100,8 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
     errors, errors_gt_box, errors_plain, errors_largest, errors_nofloor, errors_firstpass, times = [], [], [], [], [], [], []
     errors_gated, hand_gated = [], np.zeros(2)  # with the object gate: keypoint errors, hand intersection and union
     errors_dark = []  # the distribution-aware decoding instead of the per-axis parabola
-    errors_first_net = []  # the first keypoint network alone (no second, finer network)
+    errors_first_net = []  # the first keypoint network alone (no second, finer network, no upright one)
+    errors_no_upright = []  # without the upright keypoint network
     errors_hidden = []  # joints hidden in the frame (behind the object, the hand itself or out of view)
     hand_firstpass = np.zeros(2)  # hand intersection, union with one keypoint pass and one cut
     frame_visible_nofloor: list[int] = []
@@ -184,6 +188,9 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
                     if first_net is not None:
                         d1n = first_net(rgb, depth, fx)
                         errors_first_net.extend(np.linalg.norm(d1n.keypoints[vis, :2] - kp_gt[vis, :2], axis=1).tolist())
+                    if no_upright is not None:
+                        dnu = no_upright(rgb, depth, fx)
+                        errors_no_upright.extend(np.linalg.norm(dnu.keypoints[vis, :2] - kp_gt[vis, :2], axis=1).tolist())
     errors = np.asarray(errors)
     lo, hi = scene_bootstrap(errors <= 10, np.asarray(scene_of, dtype=int))
     by_vis = pck_by_frame_visibility(errors, np.asarray(frame_visible, dtype=int))
@@ -213,10 +220,11 @@ def evaluate(weights: Path | None, sequences: int, frames: int, cameras: int, wo
         "median_err_hidden": float(np.median(errors_hidden)) if errors_hidden else float("nan"),
         "joints_hidden": len(errors_hidden),
         "pck10_first_net": float(np.mean(np.asarray(errors_first_net) <= 10)) if errors_first_net else None,
+        "pck10_no_upright": float(np.mean(np.asarray(errors_no_upright) <= 10)) if errors_no_upright else None,
         "pck10_nofloor_by_vis": pck_by_frame_visibility(np.asarray(errors_nofloor), np.asarray(frame_visible_nofloor, dtype=int)),
         "tta": det.tta,
         "ms_per_frame": 1e3 * float(np.median(times)), "seg_input": det.seg_sizes, "seg_input_halfsize": halfsize.seg_sizes, "seg_flip": det.seg_flip, "crop": det.crop_size,
-        "fine_crop": det.fine_crop_size,
+        "fine_crop": det.fine_crop_size, "upright_crop": det.upright_crop_size, "upright_weight": det.upright_weight,
         "train_seg": det.seg_info.get("train", {}), "train_kp": det.kp_info.get("train", {}),
     }
 
@@ -283,14 +291,17 @@ def evaluate_sets(weights: Path | None, sets: list[tuple[int, int]], frames: int
     opts = {"rgb_fallback": rgb_fallback, **({"tta": tta} if tta else {}), **({"seg_zoom": seg_zoom} if seg_zoom else {})}
     det = Detector(weights, "cpu", **opts)
     dark = Detector(weights, "cpu", decode_smooth_px=DECODE_SMOOTH_PX, **opts) if variants else None  # DARK decoding
-    first_net = None if det.kp_fine is None or not variants else Detector(weights, "cpu", fine_keypoints=False, **opts)
+    first_net = None if (det.kp_fine is None and det.kp_upright is None) or not variants else \
+        Detector(weights, "cpu", fine_keypoints=False, upright_keypoints=False, **opts)
+    no_upright = None if det.kp_upright is None or not variants else Detector(weights, "cpu", upright_keypoints=False, **opts)
     out_rows = []
     for seed_base, sequences in sets:
         pred, true, hits, scene = [], [], [], []  # label maps of every frame; hits of visible joints
         side = []  # the detector's hand box side of each hit's frame (pixels; nan: none)
         alt = {"wall": ([], []), "rgb": ([], [])}  # label maps, hits: far wall drawn; no depth map
         hits_dark = []  # the distribution-aware decoding (decode_smooth_px=DECODE_SMOOTH_PX)
-        hits_first = []  # the first keypoint network alone (fine_keypoints=False)
+        hits_first = []  # the first keypoint network alone (fine_keypoints=False, upright_keypoints=False)
+        hits_no_upright = []  # without the upright keypoint network (upright_keypoints=False)
         for k in range(sequences):
             out = workdir / f"set{seed_base}_{k}"
             generate_sequence(out, SynthConfig(frames=frames, cameras=1, object=OBJECTS[k % len(OBJECTS)],
@@ -322,6 +333,9 @@ def evaluate_sets(weights: Path | None, sets: list[tuple[int, int]], frames: int
                 if first_net is not None:
                     d = first_net(rgb, depth, fx)
                     hits_first.extend(keypoint_hits(d.keypoints, gt[t, 0], 10.0)[1][vis].tolist())
+                if no_upright is not None:
+                    d = no_upright(rgb, depth, fx)
+                    hits_no_upright.extend(keypoint_hits(d.keypoints, gt[t, 0], 10.0)[1][vis].tolist())
             shutil.rmtree(out, ignore_errors=True)
         true_a, scene_a = np.stack(true), np.asarray(scene, dtype=int)
         row = {"seed_base": seed_base, "sequences": sequences, "rgb_fallback": det.seg_rgb is not None}
@@ -337,7 +351,8 @@ def evaluate_sets(weights: Path | None, sets: list[tuple[int, int]], frames: int
                             "scene": scene_a,
                             "by_box": pck_by_box_side(hits_a, np.asarray(side)),
                             "dark_pck10": float(np.mean(hits_dark)) if hits_dark else None,
-                            "first_net_pck10": float(np.mean(hits_first)) if hits_first else None})
+                            "first_net_pck10": float(np.mean(hits_first)) if hits_first else None,
+                            "no_upright_pck10": float(np.mean(hits_no_upright)) if hits_no_upright else None})
         out_rows.append(row)
     return out_rows
 
@@ -553,7 +568,7 @@ def main() -> int:
     except ValueError as exc:
         ap.error(str(exc))
     torch.set_num_threads(args.threads)
-    from honnotate.perception.weights import KP_FINE_FILE, WeightsError
+    from honnotate.perception.weights import KP_FINE_FILE, KP_UPRIGHT_FILE, WeightsError
 
     try:
         with tempfile.TemporaryDirectory(prefix="honnotate-perception-bench-") as tmp:
@@ -578,6 +593,8 @@ def main() -> int:
         return "met" if v >= target else "not met"
 
     ts, tk, lost = r["train_seg"], r["train_kp"], r["hand_lost"]
+    upright_text = (f", then the upright keypoint network's of those squares turned by the hand orientation so found, at "
+                    f"{r['upright_crop']} px, weight {r['upright_weight']:.2f}" if r["upright_crop"] else "")
     body = (
         (f"{args.note}\n\n" if args.note else "")
         + f"Weights: `{args.weights or 'shipped'}` (segmentation: {ts.get('steps')} steps, batch {ts.get('batch')}; "
@@ -588,7 +605,8 @@ def main() -> int:
         f"{' (each with the mirror image)' if r['seg_flip'] else ''}"
         f"{', logits averaged' if r['seg_flip'] or len(r['seg_input']) > 1 else ''}, keypoint crop {r['crop']} px"
         f"{f' and the second keypoint network the same squares at {fc} px' if (fc := r['fine_crop']) else ''}, heatmaps of "
-        f"{len(r['tta'])} crops{' each' if r['fine_crop'] else ''} averaged (scale, degrees: {', '.join(f'{a:g}/{b:g}' for a, b in r['tta'])}); "
+        f"{len(r['tta'])} crops{' each' if r['fine_crop'] else ''} averaged"
+        f"{upright_text} (scale, degrees: {', '.join(f'{a:g}/{b:g}' for a, b in r['tta'])}); "
         f"torch {args.threads} threads. Command: `python benchmarks/perception.py"
         f"{' --weights ' + str(args.weights) if args.weights else ''} --sequences {args.sequences} --frames {args.frames}`.\n\n"
         "| metric | value | target (issue 7) |\n|---|---|---|\n"
@@ -631,9 +649,14 @@ def main() -> int:
         f"(`Detector(object_gate_m=0.15)`) | {r['hand_iou_gated']:.3f}; {r['pck10_gated']:.3f} | |\n"
         f"| PCK@10px with distribution-aware decoding instead of the per-axis parabola "
         f"(`Detector(decode_smooth_px={DECODE_SMOOTH_PX})`) | {r['pck10_dark']:.3f} | |\n"
-        + (f"| PCK@10px with the first keypoint network alone (`Detector(fine_keypoints=False)`: no "
-           f"`{KP_FINE_FILE}` heatmaps of {r['fine_crop']}-pixel crops averaged in) | {r['pck10_first_net']:.3f} | |\n"
+        + ("| PCK@10px with the first keypoint network alone (`Detector(fine_keypoints=False, upright_keypoints=False)`: no "
+           + "; ".join(t for t in (f"`{KP_FINE_FILE}` heatmaps of {r['fine_crop']}-pixel crops" if r["fine_crop"] else "",
+                                   f"`{KP_UPRIGHT_FILE}` heatmaps" if r["upright_crop"] else "") if t)
+           + f" averaged in) | {r['pck10_first_net']:.3f} | |\n"
            if r["pck10_first_net"] is not None else "")
+        + (f"| PCK@10px without the upright keypoint network (`Detector(upright_keypoints=False)`: no `{KP_UPRIGHT_FILE}` "
+           f"heatmaps of crops turned by the hand's orientation averaged in, weight {r['upright_weight']:.2f}) | "
+           f"{r['pck10_no_upright']:.3f} | |\n" if r["pck10_no_upright"] is not None else "")
         + f"| inference per frame (all networks, median of {r['images']}) | {r['ms_per_frame']:.0f} ms | |\n"
     )
     if fu is not None:
@@ -655,6 +678,7 @@ def main() -> int:
 
         others_fallback = any(o["rgb_fallback"] for o in others + tuning)
         fine_col = any(o["first_net_pck10"] is not None for o in others + tuning)  # a second keypoint network
+        up_col = any(o.get("no_upright_pck10") is not None for o in others + tuning)  # an upright keypoint network
 
         def figs(*values: float | None) -> str:
             return "; ".join("-" if v is None else f"{v:.3f}" for v in values)
@@ -666,7 +690,8 @@ def main() -> int:
                     f"{figs(o['wall_hand_iou'], o['wall_object_iou'], o['wall_pck10'])} | "
                     f"{figs(o['rgb_hand_iou'], o['rgb_object_iou'], o['rgb_pck10'])} | "
                     f"{figs(o['dark_pck10'])} | {box_side_text(o['by_box'])} |"
-                    + (f" {figs(o['first_net_pck10'])} |" if fine_col else "") + "\n")
+                    + (f" {figs(o['first_net_pck10'])} |" if fine_col else "")
+                    + (f" {figs(o.get('no_upright_pck10'))} |" if up_col else "") + "\n")
 
         body += (
             f"\nOther held-out sets (the detector as shipped, no variants; {args.frames} frames x 1 camera per scene, made "
@@ -684,13 +709,16 @@ def main() -> int:
             f"(`Detector(decode_smooth_px={DECODE_SMOOTH_PX})`); then the shipped detector's PCK@10px split by the "
             f"side of its hand box (the crop box before its margin): under {BOX_SIDE_EDGES[0]:.0f} pixels, "
             f"{BOX_SIDE_EDGES[0]:.0f}-{BOX_SIDE_EDGES[1]:.0f}, {BOX_SIDE_EDGES[1]:.0f} and over (joints)"
-            + ("; then PCK@10px with the first keypoint network alone (`Detector(fine_keypoints=False)`)" if fine_col else "")
+            + ("; then PCK@10px with the first keypoint network alone (`Detector(fine_keypoints=False, "
+               "upright_keypoints=False)`)" if fine_col else "")
+            + ("; then PCK@10px without the upright keypoint network (`Detector(upright_keypoints=False)`)" if up_col else "")
             + ":\n\n"
             "| seeds | scenes | hand IoU (>= 0.85) | object IoU (>= 0.90) | PCK@10px, visible joints (>= 0.90) | "
             "its 95% interval over scenes | far wall: hand IoU; object IoU; PCK | no depth map: hand IoU; object IoU; "
             "PCK | PCK, distribution-aware decoding | PCK by hand box side |"
             + (" PCK, first keypoint network alone |" if fine_col else "")
-            + "\n|---|---|---|---|---|---|---|---|---|---|" + ("---|" if fine_col else "") + "\n"
+            + (" PCK without the upright network |" if up_col else "")
+            + "\n|---|---|---|---|---|---|---|---|---|---|" + ("---|" if fine_col else "") + ("---|" if up_col else "") + "\n"
             + "".join(set_row(o, False) for o in others + large) + "".join(set_row(o, True) for o in tuning)
         )
         if large:

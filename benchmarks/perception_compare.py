@@ -11,7 +11,9 @@ the image or partly outside it (a ground-truth joint off the image: the crop the
 hand). Nothing is written to BENCHMARKS.md (a comparison for a weights decision). ``--variants``
 may be left out: the shipped detector alone, with its split. With ``--cache DIR`` each detector's
 results on each set are kept there, keyed by its weights files, the detection code and the set,
-and reused (comparing a new variant then runs only the new variant).
+and reused (comparing a new variant then runs only the new variant). A variant may carry
+:class:`~honnotate.perception.detect.Detector` options after its folder, ``DIR@KEY=VALUE@...``
+(numbers, true / false; e.g. ``runs/w@upright_weight=0.5``), part of its cache key.
 
     python benchmarks/perception_compare.py --variants runs/w_new --sets 60000:200 --captures runs/unseen
 """
@@ -98,6 +100,26 @@ def miss_kinds(kp: np.ndarray, gt: np.ndarray, threshold: float = 10.0) -> list[
     return out
 
 
+def parse_variant(spec: str) -> tuple[Path, dict]:
+    """``DIR@KEY=VALUE@...`` -> (folder, Detector keyword options); values are numbers or
+    true / false. ValueError naming the spec on a malformed option."""
+    folder, *opts = spec.split("@")
+    kw: dict = {}
+    for o in opts:
+        key, eq, value = o.partition("=")
+        if not eq or not key.isidentifier() or not value:
+            raise ValueError(f"variant {spec!r}: options must look like @KEY=VALUE, got {o!r}")
+        low = value.lower()
+        if low in ("true", "false"):
+            kw[key] = low == "true"
+        else:
+            try:
+                kw[key] = float(value)
+            except ValueError:
+                raise ValueError(f"variant {spec!r}: {key} must be a number or true / false, got {value!r}") from None
+    return Path(folder), kw
+
+
 def fingerprint(weights: Path, label: str) -> str:
     """A key for one detector's results on one set: the sha1 of its weights files (every ``*.pt``
     of the folder), of the detection code (``perception/detect.py``, ``crops.py``) and of the set's
@@ -178,11 +200,15 @@ def main() -> int:
     from honnotate.perception.weights import default_weights_dir
 
     folders = {"shipped": default_weights_dir()}
-    folders.update({v: Path(v) for v in a.variants.split(",") if v})
+    try:
+        specs = {v: parse_variant(v) for v in a.variants.split(",") if v}
+    except ValueError as exc:
+        ap.error(str(exc))
+    folders.update({v: folder for v, (folder, _) in specs.items()})
     try:
         dets = {"shipped": Detector(None, "cpu")}
-        dets.update({v: Detector(Path(v), "cpu") for v in folders if v != "shipped"})
-    except WeightsError as exc:
+        dets.update({v: Detector(folder, "cpu", **kw) for v, (folder, kw) in specs.items()})
+    except (WeightsError, TypeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if a.cache is not None:
@@ -191,7 +217,9 @@ def main() -> int:
         jobs = [(f"{b}:{n}", lambda b=b, n=n: frames_of_set(b, n, Path(tmp))) for b, n in sets]
         jobs += [(str(f), lambda f=f: frames_of_captures(f)) for f in a.captures]
         for label, frames in jobs:
-            paths = {name: a.cache / f"{fingerprint(folders[name], label)}.npz" for name in dets} if a.cache else {}
+            # a variant's options join its set label in the key (none: the key of before)
+            paths = {name: a.cache / f"{fingerprint(folders[name], label + name.partition('@')[1] + name.partition('@')[2])}.npz"
+                     for name in dets} if a.cache else {}
             cached = {name: c for name, p in paths.items() if p.exists() and (c := load_cached(p)) is not None}
             todo = {name: d for name, d in dets.items() if name not in cached}
             if "shipped" in todo:  # the miss kinds are the first detector's

@@ -143,3 +143,15 @@ def test_compare_cache_round_trip_and_bad_files(tmp_path, capsys):
     assert str(path) in capsys.readouterr().err
     np.savez(tmp_path / "b.npz", other=np.zeros(2))  # no hits array
     assert mod.load_cached(tmp_path / "b.npz") is None
+
+
+def test_compare_variant_options_parse_and_refuse():
+    """perception_compare's ``DIR@KEY=VALUE`` variants: numbers and booleans become Detector
+    options; malformed options are refused, naming the variant."""
+    mod = _compare_bench()
+    assert mod.parse_variant("runs/w") == (Path("runs/w"), {})
+    folder, kw = mod.parse_variant("runs/w@upright_weight=0.5@fine_keypoints=false")
+    assert folder == Path("runs/w") and kw == {"upright_weight": 0.5, "fine_keypoints": False}
+    for bad in ("runs/w@upright_weight", "runs/w@=1", "runs/w@upright_weight=half"):
+        with pytest.raises(ValueError, match="variant 'runs/w@"):
+            mod.parse_variant(bad)

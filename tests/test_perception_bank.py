@@ -109,6 +109,8 @@ def test_bad_banks_give_clear_errors(syn, bank, tmp_path):
         SampleBank([bank], dataclasses.replace(syn.crop, size=64))
     with pytest.raises(BankError, match="RGB bank; this run trains an RGB-D network"):
         SampleBank([bank], syn.crop, depth=True)
+    with pytest.raises(BankError, match=r"its crops are not turned upright, this run's are \(--upright\)"):
+        SampleBank([bank], dataclasses.replace(syn.crop, upright=True))
     with pytest.raises(ValueError, match="crop_colour=False"):  # jittered samples cannot be stored
         write_bank(SyntheticComposites(syn, "keypoints"), tmp_path / "j", 2, crop=syn.crop)
     with pytest.raises(ValueError, match="keypoints task only"):

@@ -18,6 +18,7 @@ from honnotate.perception.crops import (
     depth_channels,
     floor_box_side,
     fuse_heatmaps,
+    hand_axis_angle,
     hand_box_candidates,
     hand_box_from_mask,
     heatmap_targets,
@@ -364,3 +365,24 @@ def test_bone_targets_follow_their_definition():
                     want = amp * np.exp(-0.5 * d2 / 1.5 ** 2) * float(w[n, k])
                     assert abs(float(maps[n, k, i, j]) - want) < 1e-5
     assert float(maps[0, 1].max()) <= 0.4 + 1e-6 and float(maps[0, 0].max()) > 0.9
+
+
+def test_hand_axis_angle_turns_the_hand_up():
+    """The crop angle puts the mean of the four finger bases straight above the wrist; a hand
+    pointing up already needs 0, one pointing right a quarter turn; degenerate hands give 0;
+    bad shapes are refused."""
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        kp = rng.uniform(0, 600, (21, 3))
+        A = crop_transform(300.0, 200.0, 150.0, 128, angle=hand_axis_angle(kp))
+        uv = apply_affine(A, kp[:, :2])
+        d = uv[[1, 4, 7, 10]].mean(0) - uv[0]
+        assert d[0] == pytest.approx(0.0, abs=1e-6) and d[1] < 0
+    kp = np.zeros((21, 2))
+    assert hand_axis_angle(kp) == 0.0
+    kp[[1, 4, 7, 10]] = [0.0, -10.0]  # fingers up (v down in images)
+    assert hand_axis_angle(kp) == pytest.approx(0.0, abs=1e-12)
+    kp[[1, 4, 7, 10]] = [10.0, 0.0]  # fingers to the right
+    assert abs(hand_axis_angle(kp)) == pytest.approx(np.pi / 2)
+    with pytest.raises(ValueError, match="21"):
+        hand_axis_angle(np.zeros((20, 2)))

@@ -404,3 +404,36 @@ def test_occluded_samples_mark_the_covered_joints(config):
         CompositeConfig(crop=CropConfig(occluder_size=(0.5, 0.2)))
     with pytest.raises(ValueError, match="occluder_count"):
         CompositeConfig(crop=CropConfig(occluder_count=0))
+
+
+def test_upright_crops_turn_the_hand_up():
+    """CropConfig.upright: the wrist-to-finger-bases line points up in the crop (exactly without
+    jitter, within upright_jitter with it, spread over that range), the heatmap targets at the
+    turned joints; image-aligned crops are unchanged; a bad jitter is refused."""
+    from honnotate.perception.crops import hand_axis_angle
+    from honnotate.perception.data import CropConfig, check_crop_augmentation, keypoint_crop
+
+    rng = np.random.default_rng(3)
+    image = rng.uniform(0.1, 1.0, (80, 100, 3)).astype(np.float32)
+    labels = np.zeros((80, 100), np.uint8)
+    labels[15:65, 25:75] = 2
+    up = CropConfig(size=32, upright=True, upright_jitter=0.3)
+    tilts = []
+    for seed in range(30):
+        kp = np.concatenate([np.random.default_rng(seed).uniform([25, 15], [75, 65], (21, 2)), np.ones((21, 1))], 1)
+        exact = keypoint_crop(image, labels, kp, up, None)
+        d = exact["keypoints"][[1, 4, 7, 10], :2].mean(0) - exact["keypoints"][0, :2]
+        assert d[0] == pytest.approx(0.0, abs=1e-4) and d[1] < 0  # straight up (float32 crop pixels)
+        assert exact["affine"][0, 0] == pytest.approx(np.cos(hand_axis_angle(kp)) * 32 / (50 * up.margin))
+        c = keypoint_crop(image, labels, kp, up, np.random.default_rng(seed))
+        d = c["keypoints"][[1, 4, 7, 10], :2].mean(0) - c["keypoints"][0, :2]
+        tilts.append(np.arctan2(d[0], -d[1]))
+        cells = np.unravel_index(c["heatmaps"].reshape(21, -1).argmax(1), (8, 8))
+        inside = c["weights"] > 0
+        np.testing.assert_allclose(np.stack(cells[::-1], 1)[inside] * 4 + 1.5, c["keypoints"][inside, :2], atol=2.9)
+    tilts = np.abs(np.asarray(tilts))
+    assert tilts.max() <= 0.3 + 1e-6 and tilts.max() > 0.15
+    plain = keypoint_crop(image, labels, kp, CropConfig(size=32), None)
+    assert plain["affine"][0, 1] == 0.0  # image-aligned
+    with pytest.raises(ValueError, match="upright_jitter"):
+        check_crop_augmentation(CropConfig(upright_jitter=-0.1))

@@ -19,6 +19,7 @@ from honnotate.perception.crops import (
     crop_transform,
     decode_heatmaps,
     fuse_heatmaps,
+    hand_axis_angle,
     hand_box_from_mask,
     invert_affine,
     resize_crop_map,
@@ -187,6 +188,51 @@ def test_fine_keypoint_network_heatmaps_are_averaged_in(capture, weights, tmp_pa
     save_weights(w / "keypoints_fine.pt", "keypoints", fine_net, {**default_arch("keypoints"), **TINY_KP},
                  {"crop_size": 48, "margin": 1.5, "stride": 4})
     with pytest.raises(WeightsError, match=r"keypoints_fine\.pt: the second keypoint network"):
+        Detector(w, "cpu")
+
+
+def test_upright_keypoint_network_heatmaps_are_averaged_in(capture, weights, tmp_path):
+    """A keypoint network trained on upright crops (keypoints_upright.pt): the other networks'
+    fused keypoints give the hand's orientation, the same squares are cut again turned by it, and
+    its heatmaps are resampled onto the fused grid and averaged in with ``upright_weight``
+    (reference twin); off by option or absence; a file not trained upright, or an upright
+    network as keypoints.pt, is refused, named."""
+    seq = open_sequence(capture)
+    rgb, gt = seq.rgb("0", 0), seq.segmentation("0", 0)
+    w = tmp_path / "w"
+    shutil.copytree(weights, w)
+    torch.manual_seed(6)
+    up_net = build_network("keypoints", TINY_KP)
+    arch = {**default_arch("keypoints"), **TINY_KP}
+    save_weights(w / "keypoints_upright.pt", "keypoints", up_net, arch,
+                 {"crop_size": 48, "margin": 1.3, "stride": 4, "upright": True})
+    det, alone = Detector(w, "cpu", upright_weight=0.25), Detector(weights, "cpu")
+    assert det.kp_upright is not None and det.upright_crop_size == 48 and alone.kp_upright is None
+    assert Detector(w, "cpu", upright_keypoints=False).kp_upright is None
+    kp, box = det.keypoints(rgb, gt)
+    image = rgb.astype(np.float32) / 255.0
+    maps = [crop_transform(box[0], box[1], box[2] * det.margin * scale, 32, angle=np.deg2rad(angle))
+            for scale, angle in det.tta]
+    fused = fuse_heatmaps(_net_heatmaps(det.kp, image, maps, 32), maps, maps[0], 4, up=2)
+    first = decode_heatmaps(fused[None], 2.0)[0].numpy()
+    np.testing.assert_allclose(alone.keypoints(rgb, gt)[0][:, :2],
+                               apply_affine(invert_affine(maps[0]), first[:, :2]), atol=1e-3)
+    angle = hand_axis_angle(apply_affine(invert_affine(maps[0]), first[:, :2]))
+    turned = [crop_transform(box[0], box[1], box[2] * det.margin * scale, 48, angle=angle + np.deg2rad(a))
+              for scale, a in det.tta]
+    up = fuse_heatmaps(_net_heatmaps(det.kp_upright, image, turned, 48), turned, maps[0], 4, cell=2.0,
+                       cells=fused.shape[-1])
+    ref = decode_heatmaps((0.75 * fused + 0.25 * up)[None], 2.0)[0].numpy()
+    np.testing.assert_allclose(kp[:, :2], apply_affine(invert_affine(maps[0]), ref[:, :2]), atol=1e-3)
+    np.testing.assert_allclose(kp[:, 2], np.clip(ref[:, 2], 0, 1), atol=1e-4)
+    with pytest.raises(ValueError, match="upright_weight"):
+        Detector(w, "cpu", upright_weight=0.0)
+    save_weights(w / "keypoints_upright.pt", "keypoints", up_net, arch, {"crop_size": 48, "margin": 1.3, "stride": 4})
+    with pytest.raises(WeightsError, match=r"keypoints_upright\.pt: the upright keypoint network.*upright 0"):
+        Detector(w, "cpu")
+    save_weights(w / "keypoints.pt", "keypoints", up_net, arch,
+                 {"crop_size": 32, "margin": 1.3, "stride": 4, "upright": True})
+    with pytest.raises(WeightsError, match=r"keypoints\.pt: a network trained on upright crops"):
         Detector(w, "cpu")
 
 
@@ -400,6 +446,14 @@ def test_train_init_starts_from_weights_and_checks_them(tmp_path):
     assert json.loads((tmp_path / "m" / "keypoints_config.json").read_text())["synthetic"]["crop"]["truncate_prob"] == 0.3
     r = runner.invoke(app, [*cli, "--out", str(tmp_path / "n"), "--truncate", "1.5"])
     assert r.exit_code == 2 and "--truncate" in r.output, r.output
+    # --upright: recorded in the crop settings and in the weights for detection; not for segmentation
+    r = runner.invoke(app, [*cli, "--out", str(tmp_path / "o"), "--init", str(tmp_path / "g"), "--upright"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "o" / "keypoints_config.json").read_text())["synthetic"]["crop"]["upright"] is True
+    assert load_weights("keypoints", tmp_path / "o")[1]["input"]["upright"] is True
+    assert "upright" not in load_weights("keypoints", tmp_path / "g")[1]["input"]
+    r = runner.invoke(app, ["train", "seg", "--steps", "1", "--out", str(tmp_path / "p"), "--upright"])
+    assert r.exit_code == 2 and "--upright is for keypoints" in r.output, r.output
 
 
 def test_sequence_frames_bootstrap_labels(capture):
@@ -474,7 +528,8 @@ def test_shipped_weights_find_hand_object_and_joints(tmp_path):
     from honnotate.synth.generator import SynthConfig, generate_sequence
 
     files = sorted(default_weights_dir().glob("*.pt"))
-    assert [f.name for f in files] == ["keypoints.pt", "keypoints_fine.pt", "segmentation.pt", "segmentation_rgb.pt"]
+    assert [f.name for f in files] == ["keypoints.pt", "keypoints_fine.pt", "keypoints_upright.pt", "segmentation.pt",
+                                       "segmentation_rgb.pt"]
     assert sum(f.stat().st_size for f in files) <= 10e6
     out = tmp_path / "seq"
     generate_sequence(out, SynthConfig(frames=3, cameras=1, object="soup_can", seed=2024, grasp="random"))
@@ -482,6 +537,7 @@ def test_shipped_weights_find_hand_object_and_joints(tmp_path):
     gt = np.load(out / "ground_truth" / "sequence_gt.npz")
     det = Detector(None, "cpu")
     assert det.seg_needs_depth and det.seg_rgb is not None  # and an RGB network for frames without depth
+    assert det.kp_fine is not None and det.kp_upright is not None  # and two more keypoint networks averaged in
     errors = []
     for t, frame in enumerate(seq.frame_ids):
         d = det(seq.rgb("0", frame), seq.depth("0", frame))  # the shipped segmentation sees the depth

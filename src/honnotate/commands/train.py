@@ -48,6 +48,9 @@ def register(app: typer.Typer) -> None:
         truncate: float = typer.Option(0.0, "--truncate", help="Keypoints: chance of a training view being cut as "
                                        "by an image border across the hand (35-85% of its pixels kept, black "
                                        "beyond, the joints there invisible; 0: none)."),
+        upright: bool = typer.Option(False, "--upright", help="Keypoints: crops turned so the hand points up in them "
+                                     "(wrist to finger bases; +-0.4 rad about that): a network the detector runs on "
+                                     "upright crops after its first keypoints, its heatmaps averaged in."),
         device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda:0, ..."),
         workers: int = typer.Option(0, help="DataLoader worker processes."),
         checkpoint_every: int = typer.Option(200, help="Steps between checkpoints."),
@@ -128,6 +131,10 @@ def register(app: typer.Typer) -> None:
             if full != "keypoints" or not 0 < truncate <= 1:
                 raise typer.BadParameter(f"--truncate is for keypoints, a probability in (0, 1], got {truncate}")
             crop_kw["truncate_prob"] = truncate
+        if upright:
+            if full != "keypoints":
+                raise typer.BadParameter("--upright is for keypoints")
+            crop_kw["upright"] = True
         if crop_kw:
             syn["crop"] = CropConfig(**crop_kw)
         if zoom:

@@ -169,6 +169,9 @@ class SampleBank(Dataset):
             for key in ("size", "margin"):
                 if bank_crop.get(key) != getattr(crop, key):
                     raise BankError(f"{p}: its crops have {key} {bank_crop.get(key)}, this run {getattr(crop, key)}")
+            if bool(bank_crop.get("upright", False)) != crop.upright:  # banks of before lack the key: not upright
+                raise BankError(f"{p}: its crops are {'' if bank_crop.get('upright') else 'not '}turned upright, "
+                                f"this run's are{'' if crop.upright else ' not'} (--upright)")
             if bool(meta.get("depth")) != self.depth:
                 raise BankError(f"{p}: a {'RGB-D' if meta.get('depth') else 'RGB'} bank; this run trains an "
                                 f"{'RGB-D' if self.depth else 'RGB'} network")

@@ -18,6 +18,7 @@ __all__ = [
     "floor_box_side",
     "hand_box_candidates",
     "crop_transform",
+    "hand_axis_angle",
     "resize_crop_map",
     "apply_affine",
     "invert_affine",
@@ -269,6 +270,27 @@ def crop_transform(centre_u: float, centre_v: float, side: float, size: int, *,
     A = np.array([[c, sn, 0.0], [-sn, c, 0.0]])
     A[:, 2] = np.array([half, half]) - A[:, :2] @ np.array([centre_u, centre_v])
     return A
+
+
+#: MANO-order keypoints of the four fingers' bases (index, middle, pinky, ring MCP joints).
+_FINGER_BASES = (1, 4, 7, 10)
+
+
+def hand_axis_angle(keypoints: np.ndarray) -> float:
+    """The :func:`crop_transform` angle (radians) that turns the hand upright in the crop: the
+    line from the wrist to the mean of the four fingers' bases then points up (toward -v).
+
+    keypoints: (21, >=2) image pixels u, v in MANO order (every joint, hidden ones too: the
+    detector gives them all). A hand whose wrist and finger bases coincide gives 0.
+    """
+    kp = np.asarray(keypoints, dtype=np.float64)
+    if kp.ndim != 2 or kp.shape[0] != 21 or kp.shape[1] < 2:
+        raise ValueError(f"keypoints: expected (21, 2+) pixels, got {kp.shape}")
+    d = kp[list(_FINGER_BASES), :2].mean(0) - kp[0, :2]
+    if not np.all(np.isfinite(d)) or np.hypot(*d) < 1e-9:
+        return 0.0
+    # crop_transform rotates a direction at angle a (atan2(v, u)) to a - angle: up is -pi/2
+    return float(np.arctan2(d[1], d[0]) + 0.5 * np.pi)
 
 
 def apply_affine(A: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -46,6 +46,7 @@ from honnotate.perception.crops import (
     crop_transform,
     depth_channels,
     floor_box_side,
+    hand_axis_angle,
     hand_box_from_mask,
     heatmap_targets,
     image_depth_channels,
@@ -117,7 +118,11 @@ class CropConfig:
     training view being cut as by an image border (:func:`truncate_view`: the part of the image
     beyond a random line across the hand, ``truncate_keep`` of its pixels kept, made black, as
     the detector's crops are beyond the image; hands partly out of the image are the keypoint
-    network's weakest views; 0: off, the crops of before).
+    network's weakest views; 0: off, the crops of before); upright: the crop turned so the hand
+    points up in it (:func:`~honnotate.perception.crops.hand_axis_angle` of the true joints: wrist
+    to the four fingers' bases; ``upright_jitter`` radians then spread the angle about that, in
+    place of ``jitter_rotation``, as the detector's estimate from its first keypoints errs;
+    False: crops aligned with the image).
     """
 
     size: int = 128
@@ -133,6 +138,8 @@ class CropConfig:
     occluder_size: tuple[float, float] = (0.2, 0.5)
     truncate_prob: float = 0.0
     truncate_keep: tuple[float, float] = (0.35, 0.85)
+    upright: bool = False
+    upright_jitter: float = 0.4
 
 
 @dataclass(frozen=True)
@@ -392,7 +399,7 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
 
 
 def check_crop_augmentation(crop: CropConfig) -> None:
-    """ValueError naming the field when ``crop``'s occluder or truncation settings are out of range."""
+    """ValueError naming the field when ``crop``'s occluder, truncation or upright settings are out of range."""
     if not 0.0 <= crop.occluder_prob <= 1.0:
         raise ValueError(f"occluder_prob must be a probability in [0, 1], got {crop.occluder_prob}")
     if crop.occluder_count < 1:
@@ -405,6 +412,8 @@ def check_crop_augmentation(crop: CropConfig) -> None:
     lo, hi = crop.truncate_keep
     if not 0.0 < lo <= hi <= 1.0:
         raise ValueError(f"truncate_keep must be 0 < LO <= HI <= 1 (fractions of the hand's pixels), got {crop.truncate_keep}")
+    if not 0.0 <= crop.upright_jitter <= np.pi:
+        raise ValueError(f"upright_jitter must be in [0, pi] radians, got {crop.upright_jitter}")
 
 
 def truncate_view(image: np.ndarray, labels: np.ndarray, keypoints: np.ndarray, rng: np.random.Generator,
@@ -542,12 +551,13 @@ def keypoint_crop(image: np.ndarray, labels: np.ndarray, keypoints: np.ndarray, 
         box = floor_box_side(box, labels == 2, floor[0], floor[1], crop.min_box_m)
     cu, cv, side = box
     side *= crop.margin
-    angle = 0.0
+    angle = hand_axis_angle(keypoints) if crop.upright else 0.0
     if rng is not None:
         cu += rng.uniform(-crop.jitter_shift, crop.jitter_shift) * side
         cv += rng.uniform(-crop.jitter_shift, crop.jitter_shift) * side
         side *= float(np.exp(rng.uniform(-crop.jitter_scale, crop.jitter_scale)))
-        angle = float(rng.uniform(-crop.jitter_rotation, crop.jitter_rotation))
+        spread = crop.upright_jitter if crop.upright else crop.jitter_rotation
+        angle += float(rng.uniform(-spread, spread))
     A = crop_transform(cu, cv, side, crop.size, angle=angle)
     img = warp_image(image, A, (crop.size, crop.size), border="constant")
     uv = apply_affine(A, keypoints[:, :2])

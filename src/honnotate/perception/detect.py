@@ -36,6 +36,7 @@ from honnotate.perception.crops import (
     far_from_object,
     floor_box_side,
     fuse_heatmaps,
+    hand_axis_angle,
     hand_box_candidates,
     hand_box_from_mask,
     image_depth_channels,
@@ -48,6 +49,7 @@ from honnotate.perception.multiview import FuseSummary, fuse_sequence_keypoints
 from honnotate.perception.networks import FOREARM_CLASS, NUM_CLASSES, full_arch
 from honnotate.perception.weights import (
     KP_FINE_FILE,
+    KP_UPRIGHT_FILE,
     SEG_RGB_FILE,
     WEIGHTS_FILES,
     WeightsError,
@@ -56,7 +58,7 @@ from honnotate.perception.weights import (
 )
 
 __all__ = ["Detection", "Detector", "DetectSummary", "detect_sequence", "parse_seg_zoom", "seg_input_size", "TTA_DEFAULT", "MIN_BOX_M", "DECODE_SMOOTH_PX",
-           "SEG_ZOOM_DEFAULT"]
+           "SEG_ZOOM_DEFAULT", "UPRIGHT_WEIGHT"]
 
 #: Test-time augmentation of the keypoint network: (crop scale, rotation in degrees) of each
 #: crop whose heatmaps are averaged. Three rotations (kp10 weights, PCK@10px on 40 frames of 20
@@ -70,6 +72,8 @@ MIN_BOX_M = 0.114
 #: the training targets' kernel, ``KeypointCropConfig.sigma`` 1.2 cells x stride 4. Off by default
 #: (see :class:`Detector`).
 DECODE_SMOOTH_PX = 4.8
+#: Share of the upright keypoint network's heatmaps in the average (``Detector(upright_weight)``).
+UPRIGHT_WEIGHT = 1.0 / 3.0
 #: Segmentation input sizes, as multiples of the trained input (:func:`seg_input_size`), whose
 #: logits are averaged (see :class:`Detector`): the trained input alone. seg14 (shipped until seg18, its RGB-D growth) is
 #: trained at 640x480, the captures' resolution; on 20 scenes x 2 frames of seeds 9000+ and of
@@ -191,6 +195,14 @@ class Detector:
             (``tta``) are resampled onto the fused grid and averaged with the first network's
             (:func:`~honnotate.perception.crops.fuse_heatmaps`); the choice among hand boxes uses
             the first network alone. False, or no such file: the first network alone.
+        upright_keypoints: when the weights folder also holds a keypoint network trained on
+            upright crops (:data:`~honnotate.perception.weights.KP_UPRIGHT_FILE`, ``honnotate
+            train keypoints --upright``), the keypoints of the networks above give the hand's
+            orientation (:func:`~honnotate.perception.crops.hand_axis_angle`: wrist to finger
+            bases), the same squares are cut again turned by it (``tta`` rotations about it), and
+            that network's heatmaps are resampled onto the fused grid and averaged in with weight
+            ``upright_weight``. False, or no such file: no upright pass.
+        upright_weight: the upright network's share of the averaged heatmaps, in (0, 1].
 
     Raises:
         WeightsError: a weights file is missing, corrupt or mismatched (the message names it).
@@ -201,7 +213,8 @@ class Detector:
                  choose_box: bool = True, min_box_m: float = MIN_BOX_M, cut_wrist: bool = True,
                  redetect: bool = True, seg_flip: bool = True,
                  seg_zoom: tuple[float, ...] = SEG_ZOOM_DEFAULT, object_gate_m: float = 0.0,
-                 rgb_fallback: bool = True, decode_smooth_px: float = 0.0, fine_keypoints: bool = True) -> None:
+                 rgb_fallback: bool = True, decode_smooth_px: float = 0.0, fine_keypoints: bool = True,
+                 upright_keypoints: bool = True, upright_weight: float = UPRIGHT_WEIGHT) -> None:
         from honnotate.perception.train import resolve_device
 
         self.tta = tuple((float(scale), float(angle)) for scale, angle in tta)
@@ -223,6 +236,9 @@ class Detector:
         if not decode_smooth_px >= 0:
             raise ValueError(f"decode_smooth_px must be >= 0, got {decode_smooth_px}")
         self.decode_smooth_px = float(decode_smooth_px)
+        if not 0 < upright_weight <= 1:
+            raise ValueError(f"upright_weight must be in (0, 1], got {upright_weight}")
+        self.upright_weight = float(upright_weight)
         self.device = resolve_device(device)
         self.seg, self.seg_info = load_weights("segmentation", weights_dir, device=self.device)
         self.seg_size = (int(self.seg_info["input"]["width"]), int(self.seg_info["input"]["height"]))
@@ -252,6 +268,10 @@ class Detector:
             self.kp, self.kp_info = load_weights("keypoints", weights_dir, device=self.device)
             self.crop_size = int(self.kp_info["input"]["crop_size"])
             self.margin = float(self.kp_info["input"]["margin"])
+            if self.kp_info["input"].get("upright"):
+                raise WeightsError(f"{weights_path('keypoints', weights_dir)}: a network trained on upright crops "
+                                   f"(--upright) needs another network's keypoints for the hand's orientation: name "
+                                   f"it {KP_UPRIGHT_FILE} beside a {WEIGHTS_FILES['keypoints']} trained without --upright")
         #: the keypoint network takes RGB-D crops (``keypoints()`` then needs the depth map)
         self.needs_depth = bool(self.kp is not None and full_arch("keypoints", self.kp_info.get("arch"))["depth"])
         #: the second keypoint network (``fine_keypoints``) or None, and its crop size
@@ -266,6 +286,20 @@ class Detector:
                 raise WeightsError(f"{fine_path}: the second keypoint network must crop the hand square of "
                                    f"{WEIGHTS_FILES['keypoints']} (margin {self.margin}, depth {int(self.needs_depth)}); "
                                    f"it has margin {fine_margin}, depth {int(fine_depth)}")
+        #: the upright keypoint network (``upright_keypoints``) or None, and its crop size
+        self.kp_upright, self.kp_upright_info, self.upright_crop_size = None, {}, 0
+        up_path = weights_path("keypoints", weights_dir, KP_UPRIGHT_FILE)
+        if self.kp is not None and upright_keypoints and up_path.is_file():
+            self.kp_upright, self.kp_upright_info = load_weights("keypoints", weights_dir, device=self.device,
+                                                                 file=KP_UPRIGHT_FILE)
+            up_in = self.kp_upright_info["input"]
+            self.upright_crop_size = int(up_in["crop_size"])
+            up_depth = bool(full_arch("keypoints", self.kp_upright_info.get("arch"))["depth"])
+            if not up_in.get("upright") or up_depth != self.needs_depth or abs(float(up_in["margin"]) - self.margin) > 1e-6:
+                raise WeightsError(f"{up_path}: the upright keypoint network must be trained on upright crops "
+                                   f"(--upright) of the hand square of {WEIGHTS_FILES['keypoints']} (margin "
+                                   f"{self.margin}, depth {int(self.needs_depth)}); it has upright "
+                                   f"{int(bool(up_in.get('upright')))}, margin {up_in['margin']}, depth {int(up_depth)}")
 
     def segment(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (H, W) uint8 labels {0 background, 1 object, 2 hand} (the
@@ -369,12 +403,20 @@ class Detector:
                 for scale, angle in self.tta]
         hm = self._heatmaps(image, maps)
         stride = self.kp.stride
-        if len(maps) > 1 or self.kp_fine is not None:  # fused on a 2x finer grid of the first crop
+        if len(maps) > 1 or self.kp_fine is not None or self.kp_upright is not None:  # fused on a 2x finer grid of the first crop
             fused = fuse_heatmaps(hm, maps, maps[0], stride, up=2)
             if self.kp_fine is not None:  # the second network's heatmaps of the same squares, averaged in
                 fine_maps = [resize_crop_map(A, self.crop_size, self.fine_crop_size) for A in maps]
-                fused = 0.5 * (fused + fuse_heatmaps(self._heatmaps(image, fine_maps, fine=True), fine_maps, maps[0],
+                fused = 0.5 * (fused + fuse_heatmaps(self._heatmaps(image, fine_maps, "fine"), fine_maps, maps[0],
                                                      self.kp_fine.stride, cell=stride / 2, cells=fused.shape[-1]))
+            if self.kp_upright is not None:  # the squares turned by the hand's orientation so far
+                first = decode_heatmaps(fused[None], stride / 2)[0].cpu().numpy().astype(np.float64)
+                angle = hand_axis_angle(apply_affine(invert_affine(maps[0]), first[:, :2]))
+                up_maps = [crop_transform(box[0], box[1], box[2] * self.margin * scale, self.upright_crop_size,
+                                          angle=angle + np.deg2rad(a)) for scale, a in self.tta]
+                up = fuse_heatmaps(self._heatmaps(image, up_maps, "upright"), up_maps, maps[0], self.kp_upright.stride,
+                                   cell=stride / 2, cells=fused.shape[-1])
+                fused = (1.0 - self.upright_weight) * fused + self.upright_weight * up
             hm, stride = fused[None], stride / 2
         kp = decode_heatmaps(hm, stride, smooth=self.decode_smooth_px / stride)[0].cpu().numpy().astype(np.float64)
         uv = apply_affine(invert_affine(maps[0]), kp[:, :2])
@@ -382,11 +424,12 @@ class Detector:
         return np.concatenate([uv, conf[:, None]], 1).astype(np.float32), box
 
     def _heatmaps(self, image: np.ndarray | tuple[np.ndarray, np.ndarray], maps: list[np.ndarray],
-                  fine: bool = False) -> torch.Tensor:
+                  which: str = "first") -> torch.Tensor:
         """(H, W, 3) float32 image (or the pair image, (H, W) depth metres for RGB-D weights),
         crop maps (2, 3) -> last-stage heatmaps (len(maps), 21, S/4, S/4) of the keypoint
-        network (``fine``: of the second network, its crops of side S)."""
-        net, side = (self.kp_fine, self.fine_crop_size) if fine else (self.kp, self.crop_size)
+        network ``which``: "first", "fine" (the second network) or "upright", crops of its side S."""
+        net, side = {"first": (self.kp, self.crop_size), "fine": (self.kp_fine, self.fine_crop_size),
+                     "upright": (self.kp_upright, self.upright_crop_size)}[which]
         size = (side, side)
         if isinstance(image, tuple):
             rgb, depth = image

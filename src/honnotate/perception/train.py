@@ -330,7 +330,10 @@ def _input_spec(cfg: TrainConfig) -> dict[str, Any]:
     syn = cfg.synthetic
     if cfg.task == "segmentation":
         return {"width": syn.width, "height": syn.height}
-    return {"crop_size": syn.crop.size, "margin": syn.crop.margin, "stride": 4}
+    spec = {"crop_size": syn.crop.size, "margin": syn.crop.margin, "stride": 4}
+    if syn.crop.upright:  # detection turns such a network's crops upright (files of before lack the key)
+        spec["upright"] = True
+    return spec
 
 
 def _save_checkpoint(path: Path, model, optim, step: int, ema_model=None) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "WEIGHTS_FILES",
     "SEG_RGB_FILE",
     "KP_FINE_FILE",
+    "KP_UPRIGHT_FILE",
     "WeightsError",
     "default_weights_dir",
     "weights_path",
@@ -58,6 +59,10 @@ SEG_RGB_FILE = "segmentation_rgb.pt"
 #: whose heatmaps the detector averages with those of ``keypoints.pt``
 #: (:class:`~honnotate.perception.detect.Detector`, ``fine_keypoints``).
 KP_FINE_FILE = "keypoints_fine.pt"
+#: Optional keypoint file of a network trained on crops turned so the hand points up in them
+#: (``honnotate train keypoints --upright``), run after the others' keypoints give the hand's
+#: orientation (:class:`~honnotate.perception.detect.Detector`, ``upright_keypoints``).
+KP_UPRIGHT_FILE = "keypoints_upright.pt"
 
 
 class WeightsError(ValueError):
