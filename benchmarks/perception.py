@@ -57,8 +57,9 @@ TUNING_SETS = "9000:40,9500:40"
 #: several hundredths (2026-12-06: 0.888 to 0.920), and 200 scenes pin it within about +-0.016.
 LARGE_SETS = "30000:200"
 #: Seeds of the training captures (1 frame x 3 cameras, random grasps, the objects in turn by
-#: seed) that all three shipped networks trained on (`runs/armdata` / `runs/armF` of the weights
-#: README), and of unseen captures made alike: the gap between them is what the networks
+#: seed) that the shipped segmentation and first two keypoint networks trained on (`runs/armdata` /
+#: `runs/armF` of the weights README; the upright keypoint network was fine-tuned from the first on
+#: other captures), and of unseen captures made alike: the gap between them is what the networks
 #: memorised of their training scenes (a generalisation gap, not a capacity limit).
 SEEN_SEED, UNSEEN_SEED = 12000, 41000
 
@@ -650,8 +651,8 @@ def main() -> int:
         f"| PCK@10px with distribution-aware decoding instead of the per-axis parabola "
         f"(`Detector(decode_smooth_px={DECODE_SMOOTH_PX})`) | {r['pck10_dark']:.3f} | |\n"
         + ("| PCK@10px with the first keypoint network alone (`Detector(fine_keypoints=False, upright_keypoints=False)`: no "
-           + "; ".join(t for t in (f"`{KP_FINE_FILE}` heatmaps of {r['fine_crop']}-pixel crops" if r["fine_crop"] else "",
-                                   f"`{KP_UPRIGHT_FILE}` heatmaps" if r["upright_crop"] else "") if t)
+           + " and no ".join(t for t in (f"`{KP_FINE_FILE}` heatmaps of {r['fine_crop']}-pixel crops" if r["fine_crop"] else "",
+                                        f"`{KP_UPRIGHT_FILE}` heatmaps" if r["upright_crop"] else "") if t)
            + f" averaged in) | {r['pck10_first_net']:.3f} | |\n"
            if r["pck10_first_net"] is not None else "")
         + (f"| PCK@10px without the upright keypoint network (`Detector(upright_keypoints=False)`: no `{KP_UPRIGHT_FILE}` "
@@ -741,7 +742,8 @@ def main() -> int:
         body += (
             f"\nScenes the networks trained on against unseen ones (`--seen-captures {args.seen_captures}`): "
             f"{args.seen_captures} captures of their training data remade by its command (seeds {SEEN_SEED}+, 1 frame x "
-            f"3 cameras, random grasps; all three shipped networks trained on crops of these views) and "
+            f"3 cameras, random grasps; the segmentation and the first two keypoint networks trained on crops of these "
+            f"views, the upright keypoint network was fine-tuned from the first on other captures) and "
             f"{args.seen_captures} made alike with unseen seeds ({UNSEEN_SEED}+), every view, the shipped detector: "
             f"PCK@10px {a['pck']:.3f} of {a['joints']} visible joints (95% interval over captures {a['ci'][0]:.3f} - "
             f"{a['ci'][1]:.3f}) on the seen scenes, {b['pck']:.3f} of {b['joints']} ({b['ci'][0]:.3f} - {b['ci'][1]:.3f}) "
