@@ -217,8 +217,8 @@ def main() -> int:
         jobs = [(f"{b}:{n}", lambda b=b, n=n: frames_of_set(b, n, Path(tmp))) for b, n in sets]
         jobs += [(str(f), lambda f=f: frames_of_captures(f)) for f in a.captures]
         for label, frames in jobs:
-            # a variant's options join its set label in the key (none: the key of before)
-            paths = {name: a.cache / f"{fingerprint(folders[name], label + name.partition('@')[1] + name.partition('@')[2])}.npz"
+            # a variant's "@KEY=VALUE" options join its set label in the key (none: the key of before)
+            paths = {name: a.cache / f"{fingerprint(folders[name], label + ''.join(name.partition('@')[1:]))}.npz"
                      for name in dets} if a.cache else {}
             cached = {name: c for name, p in paths.items() if p.exists() and (c := load_cached(p)) is not None}
             todo = {name: d for name, d in dets.items() if name not in cached}

@@ -230,6 +230,13 @@ def test_upright_keypoint_network_heatmaps_are_averaged_in(capture, weights, tmp
     save_weights(w / "keypoints_upright.pt", "keypoints", up_net, arch, {"crop_size": 48, "margin": 1.3, "stride": 4})
     with pytest.raises(WeightsError, match=r"keypoints_upright\.pt: the upright keypoint network.*upright 0"):
         Detector(w, "cpu")
+    shutil.copy(w / "keypoints_upright.pt", w / "keypoints_fine.pt")  # image-aligned: fine as the second network
+    (w / "keypoints_upright.pt").unlink()
+    assert Detector(w, "cpu").kp_fine is not None
+    save_weights(w / "keypoints_fine.pt", "keypoints", up_net, arch,
+                 {"crop_size": 48, "margin": 1.3, "stride": 4, "upright": True})
+    with pytest.raises(WeightsError, match=r"keypoints_fine\.pt: the second keypoint network.*upright 1"):
+        Detector(w, "cpu")  # an upright network would be fed image-aligned crops
     save_weights(w / "keypoints.pt", "keypoints", up_net, arch,
                  {"crop_size": 32, "margin": 1.3, "stride": 4, "upright": True})
     with pytest.raises(WeightsError, match=r"keypoints\.pt: a network trained on upright crops"):

@@ -275,31 +275,30 @@ class Detector:
         #: the keypoint network takes RGB-D crops (``keypoints()`` then needs the depth map)
         self.needs_depth = bool(self.kp is not None and full_arch("keypoints", self.kp_info.get("arch"))["depth"])
         #: the second keypoint network (``fine_keypoints``) or None, and its crop size
-        self.kp_fine, self.kp_fine_info, self.fine_crop_size = None, {}, 0
-        fine_path = weights_path("keypoints", weights_dir, KP_FINE_FILE)
-        if self.kp is not None and fine_keypoints and fine_path.is_file():
-            self.kp_fine, self.kp_fine_info = load_weights("keypoints", weights_dir, device=self.device, file=KP_FINE_FILE)
-            self.fine_crop_size = int(self.kp_fine_info["input"]["crop_size"])
-            fine_depth = bool(full_arch("keypoints", self.kp_fine_info.get("arch"))["depth"])
-            fine_margin = float(self.kp_fine_info["input"]["margin"])
-            if fine_depth != self.needs_depth or abs(fine_margin - self.margin) > 1e-6:
-                raise WeightsError(f"{fine_path}: the second keypoint network must crop the hand square of "
-                                   f"{WEIGHTS_FILES['keypoints']} (margin {self.margin}, depth {int(self.needs_depth)}); "
-                                   f"it has margin {fine_margin}, depth {int(fine_depth)}")
+        self.kp_fine, self.kp_fine_info, self.fine_crop_size = self._companion(
+            weights_dir, KP_FINE_FILE, fine_keypoints, upright=False, role="the second keypoint network")
         #: the upright keypoint network (``upright_keypoints``) or None, and its crop size
-        self.kp_upright, self.kp_upright_info, self.upright_crop_size = None, {}, 0
-        up_path = weights_path("keypoints", weights_dir, KP_UPRIGHT_FILE)
-        if self.kp is not None and upright_keypoints and up_path.is_file():
-            self.kp_upright, self.kp_upright_info = load_weights("keypoints", weights_dir, device=self.device,
-                                                                 file=KP_UPRIGHT_FILE)
-            up_in = self.kp_upright_info["input"]
-            self.upright_crop_size = int(up_in["crop_size"])
-            up_depth = bool(full_arch("keypoints", self.kp_upright_info.get("arch"))["depth"])
-            if not up_in.get("upright") or up_depth != self.needs_depth or abs(float(up_in["margin"]) - self.margin) > 1e-6:
-                raise WeightsError(f"{up_path}: the upright keypoint network must be trained on upright crops "
-                                   f"(--upright) of the hand square of {WEIGHTS_FILES['keypoints']} (margin "
-                                   f"{self.margin}, depth {int(self.needs_depth)}); it has upright "
-                                   f"{int(bool(up_in.get('upright')))}, margin {up_in['margin']}, depth {int(up_depth)}")
+        self.kp_upright, self.kp_upright_info, self.upright_crop_size = self._companion(
+            weights_dir, KP_UPRIGHT_FILE, upright_keypoints, upright=True, role="the upright keypoint network")
+
+    def _companion(self, weights_dir, file: str, wanted: bool, *, upright: bool, role: str):
+        """(network, info, crop size) of a keypoint file averaged in with ``keypoints.pt``, or
+        (None, {}, 0) when not wanted or absent. WeightsError naming the file unless it crops the
+        hand square of ``keypoints.pt`` (same margin, same input channels), turned upright or
+        not as ``upright`` says."""
+        path = weights_path("keypoints", weights_dir, file)
+        if self.kp is None or not wanted or not path.is_file():
+            return None, {}, 0
+        net, info = load_weights("keypoints", weights_dir, device=self.device, file=file)
+        spec = info["input"]
+        depth = bool(full_arch("keypoints", info.get("arch"))["depth"])
+        is_upright = bool(spec.get("upright"))
+        if is_upright != upright or depth != self.needs_depth or abs(float(spec["margin"]) - self.margin) > 1e-6:
+            raise WeightsError(f"{path}: {role} must be trained on {'upright' if upright else 'image-aligned'} crops"
+                               f"{' (--upright)' if upright else ' (without --upright)'} of the hand square of "
+                               f"{WEIGHTS_FILES['keypoints']} (margin {self.margin}, depth {int(self.needs_depth)}); "
+                               f"it has upright {int(is_upright)}, margin {spec['margin']}, depth {int(depth)}")
+        return net, info, int(spec["crop_size"])
 
     def segment(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (H, W) uint8 labels {0 background, 1 object, 2 hand} (the
