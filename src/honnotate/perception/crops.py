@@ -281,7 +281,8 @@ def hand_axis_angle(keypoints: np.ndarray) -> float:
     line from the wrist to the mean of the four fingers' bases then points up (toward -v).
 
     keypoints: (21, >=2) image pixels u, v in MANO order (every joint, hidden ones too: the
-    detector gives them all). A hand whose wrist and finger bases coincide gives 0.
+    detector gives them all). A hand whose wrist and finger bases coincide, or are not finite,
+    gives 0 (the crop stays aligned with the image).
     """
     kp = np.asarray(keypoints, dtype=np.float64)
     if kp.ndim != 2 or kp.shape[0] != 21 or kp.shape[1] < 2:
